@@ -1,1 +1,39 @@
-"""keras_priors.explain"""
+"""keras_priors.explain: see what a classifier looks at.
+
+One interface for all: ``explainer(images, targets=None) -> maps`` (numpy float32
+(B, H, W) in [0, 1] at image resolution). Works on functional and Sequential
+models, including ones with a nested backbone model (``layer="backbone/conv5"``).
+"""
+
+from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.cam import CAM
+from keras_priors.explain.grad_cam import GradCAM
+from keras_priors.explain.grad_cam_plus_plus import GradCAMPlusPlus
+from keras_priors.explain.lcam import LCAM, LCAMTrainer, lcam_objective
+from keras_priors.explain.metrics import (
+    average_drop_increase_confidence,
+    deletion_insertion,
+    energy_in_mask,
+    pointing_game,
+)
+from keras_priors.explain.overlay import overlay
+from keras_priors.explain.registry import EXPLAINERS, get_explainer
+from keras_priors.explain.score_cam import ScoreCAM
+
+__all__ = [
+    "BaseCAM",
+    "CAM",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "ScoreCAM",
+    "LCAM",
+    "LCAMTrainer",
+    "lcam_objective",
+    "average_drop_increase_confidence",
+    "deletion_insertion",
+    "energy_in_mask",
+    "pointing_game",
+    "overlay",
+    "get_explainer",
+    "EXPLAINERS",
+]

@@ -1,1 +1,29 @@
-"""keras_priors.priors"""
+"""keras_priors.priors: one object per way to put prior knowledge into a classifier.
+
+Each prior declares the data keys it needs, the heads it adds and the loss
+terms it contributes; ``keras_priors.zoo.build(..., priors=[...])`` wires them.
+
+| prior | what it adds | at inference |
+|---|---|---|
+| ``Pretrained`` | backbone weights, freeze-then-unfreeze | nothing |
+| ``DualInput`` | a part-crop stream, late fusion | second stream |
+| ``MaskDecoder`` | a mask decoder head + Dice/BCE | dropped |
+| ``CAMSuppression`` | CAM penalty outside the object mask | nothing |
+| ``Auxiliary`` | an auxiliary head (primary classes excludable) | dropped |
+| ``SpatialAttention`` | an attention gate supervised by a mask | the gate |
+| ``ConfidencePenalty``, ``LabelSmoothing``, ``FeatureContraction`` | label regularisation | nothing |
+"""
+
+from keras_priors.priors.auxiliary import Auxiliary
+from keras_priors.priors.cam_suppression import CAMSuppression
+from keras_priors.priors.confidence_penalty import ConfidencePenalty, FeatureContraction, LabelSmoothing
+from keras_priors.priors.dual_input import DualInput
+from keras_priors.priors.mask_decoder import MaskDecoder
+from keras_priors.priors.pretrained import Pretrained
+from keras_priors.priors.prior import BuildContext, Prior
+from keras_priors.priors.spatial_attention import SpatialAttention
+
+__all__ = [
+    "Auxiliary", "BuildContext", "CAMSuppression", "ConfidencePenalty", "DualInput", "FeatureContraction",
+    "LabelSmoothing", "MaskDecoder", "Pretrained", "Prior", "SpatialAttention",
+]

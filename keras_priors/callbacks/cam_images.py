@@ -1,0 +1,139 @@
+"""TensorBoard images of class activation maps over training."""
+
+from __future__ import annotations
+
+import numpy as np
+import keras
+from keras import ops
+
+from keras_priors.validation import check_positive_int
+
+
+def _colormap(x):
+    """A small perceptual-ish colormap (black-red-yellow-white) for maps in [0, 1], numpy only."""
+    x = np.clip(x, 0.0, 1.0)[..., None]
+    r = np.clip(3 * x, 0, 1)
+    g = np.clip(3 * x - 1, 0, 1)
+    b = np.clip(3 * x - 2, 0, 1)
+    return np.concatenate([r, g, b], axis=-1)
+
+
+def _normalize(cam):
+    cam = np.maximum(cam, 0.0)
+    top = cam.reshape(cam.shape[0], -1).max(axis=1).reshape(-1, 1, 1)
+    return np.where(top > 0, cam / np.maximum(top, 1e-12), 0.0)
+
+
+def _resize(maps, size):
+    import tensorflow as tf
+
+    return tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
+
+
+def _outline(mask):
+    """Boolean outline of a (B, H, W) binary mask (4-neighbour edge)."""
+    m = mask > 0.5
+    edge = np.zeros_like(m)
+    edge[:, 1:, :] |= m[:, 1:, :] != m[:, :-1, :]
+    edge[:, :, 1:] |= m[:, :, 1:] != m[:, :, :-1]
+    return edge
+
+
+def cam_overlay_grid(images, cams_true, cams_pred, masks=None, alpha: float = 0.5) -> np.ndarray:
+    """Rows of [image | CAM of the true class | CAM of the predicted class], mask outline in cyan.
+
+    Args:
+        images: (B, H, W, 3) in [0, 1].
+        cams_true, cams_pred: (B, H, W) maps (any range; the positive part is shown, max-normalised).
+        masks: optional (B, H, W) object masks.
+
+    Returns:
+        float32 (B * H, 3 * W, 3) image in [0, 1].
+    """
+    images = np.clip(np.asarray(images, "float32"), 0, 1)
+    panels = [images]
+    for cam in (cams_true, cams_pred):
+        heat = _colormap(_normalize(np.asarray(cam, "float32")))
+        panels.append((1 - alpha) * images + alpha * heat)
+    if masks is not None:
+        edge = _outline(np.asarray(masks).reshape(images.shape[:3]))
+        for p in panels:
+            p[edge] = (0.0, 1.0, 1.0)
+    grid = np.concatenate(panels, axis=2)  # (B, H, 3W, 3)
+    return grid.reshape(-1, grid.shape[2], 3).astype("float32")
+
+
+def class_maps(model, batch, num_classes=None):
+    """(cam_true, cam_pred, predictions) at image resolution for a dict batch, numpy."""
+    out = model(batch, training=False)
+    cam = np.asarray(ops.convert_to_numpy(ops.cast(out["cam"], "float32")))
+    logits = np.asarray(ops.convert_to_numpy(ops.cast(out["logits"], "float32")))
+    labels = np.asarray(batch["label"]).reshape(-1).astype(int)
+    if cam.shape[-1] == 1:  # single logit: positive = class 1, negative = class 0
+        pred = (logits[:, 0] > 0).astype(int)
+        sign = lambda c: np.where(c == 1, 1.0, -1.0).reshape(-1, 1, 1)  # noqa: E731
+        cam_true, cam_pred = cam[..., 0] * sign(labels), cam[..., 0] * sign(pred)
+    else:
+        pred = logits.argmax(-1)
+        idx = np.arange(len(labels))
+        cam_true, cam_pred = cam[idx, :, :, labels], cam[idx, :, :, pred]
+    size = tuple(np.asarray(batch["image"]).shape[1:3])
+    return _resize(cam_true, size), _resize(cam_pred, size), pred
+
+
+class CAMImages(keras.callbacks.Callback):
+    """Write CAM overlay grids for a fixed validation batch to TensorBoard every N epochs.
+
+    Each row shows the image, the CAM of the true class and the CAM of the
+    predicted class, with the object mask outlined. Works for any model
+    with ``logits`` and ``cam`` outputs (all zoo models), on the TensorFlow and
+    JAX backends (images are written with ``tf.summary``).
+
+    Args:
+        data: a dict batch, or a dataset of dict batches (its first batch is used).
+        log_dir: TensorBoard log directory (the images go to ``<log_dir>/cam``).
+        every_n_epochs: write every N epochs (and after the last).
+        max_images: rows in the grid.
+        mask_key: the data key whose outline is drawn (if present).
+
+    Example:
+
+    >>> cb = CAMImages(test_ds, log_dir="runs/cam")  # doctest: +SKIP
+    >>> model.fit(train_ds, epochs=5, callbacks=[cb])  # doctest: +SKIP
+    """
+
+    def __init__(self, data, log_dir: str, every_n_epochs: int = 1, max_images: int = 8,
+                 mask_key: str = "object_mask"):
+        super().__init__()
+        self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs, owner="CAMImages")
+        self.max_images = check_positive_int("max_images", max_images, owner="CAMImages")
+        if not isinstance(data, dict):
+            data = next(iter(data))
+        if not isinstance(data, dict) or "image" not in data or "label" not in data:
+            raise ValueError("CAMImages: Expected `data` to be (a dataset of) dict batches with 'image' and "
+                             f"'label'. Received: {type(data).__name__}")
+        self.batch = {k: np.asarray(v)[: self.max_images] for k, v in data.items()}
+        self.log_dir = log_dir
+        self.mask_key = mask_key
+        self._writer = None
+
+    def _write(self, epoch):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(f"{self.log_dir}/cam")
+        cam_true, cam_pred, _ = class_maps(self.model, self.batch)
+        mask = self.batch.get(self.mask_key)
+        grid = cam_overlay_grid(self.batch["image"], cam_true, cam_pred, None if mask is None else mask[..., 0])
+        with self._writer.as_default():
+            tf.summary.image("cam/image_true_predicted", grid[None], step=epoch)
+        self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs == 0:
+            self._write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

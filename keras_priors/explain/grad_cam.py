@@ -1,0 +1,36 @@
+"""Grad-CAM: channel weights are the spatially averaged gradients of the class score."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_priors.explain.base_cam import BaseCAM
+
+
+class GradCAM(BaseCAM):
+    """Grad-CAM: ``relu(sum_k mean_ij(d y_c / d A_k[i, j]) * A_k)``, upsampled and min-max normalised.
+
+    Gradients are taken with ``tf.GradientTape`` on TensorFlow and ``jax.vjp`` on
+    JAX, as a function of the feature map, so the same code explains nested
+    models. The score is the pre-softmax logit of the target class by default.
+    On a ``GAP -> Dense`` head the weights are ``W[:, c] / (h * w)`` and the map
+    equals :class:`CAM` after normalisation.
+
+    Args:
+        model: a functional/Sequential Keras classifier.
+        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
+        output: which model output (index or name); None = "logits" or the first.
+        use_logits: score the pre-softmax logit when the model ends with a softmax.
+
+    Example:
+        >>> maps = GradCAM(model, layer="backbone/conv3")(images, targets=0)
+
+    Reference:
+        Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via
+        Gradient-based Localization", ICCV 2017.
+    """
+
+    uses_gradients = True
+
+    def get_cam_weights(self, images, targets, activations, grads):
+        return grads.mean(axis=(1, 2))

@@ -1,0 +1,267 @@
+"""Faithfulness and localisation metrics for saliency maps.
+
+All functions take numpy maps (B, H, W) in [0, 1] at image resolution (the
+output of any explainer) and return numpy values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from keras import ops
+
+from keras_priors.explain._utils import check_images, check_targets, softmax_np
+from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
+
+
+def _check_maps(maps, images, argname="maps"):
+    maps = np.asarray(maps, np.float32)
+    if maps.ndim == 4 and maps.shape[-1] == 1:
+        maps = maps[..., 0]
+    if maps.ndim != 3 or (images is not None and maps.shape != images.shape[:3]):
+        want = "(batch, height, width)" if images is None else str(images.shape[:3])
+        raise ValueError(f"Expected `{argname}` of shape {want}. Received: {argname} with shape {maps.shape}.")
+    return maps
+
+
+def _predict_probs(model, images, batch_size, from_logits):
+    out = []
+    for start in range(0, len(images), batch_size):
+        y = model(ops.convert_to_tensor(images[start : start + batch_size]), training=False)
+        if isinstance(y, dict):
+            y = y["logits"] if "logits" in y else next(iter(y.values()))
+        elif isinstance(y, (list, tuple)):
+            y = y[0]
+        out.append(np.asarray(ops.convert_to_numpy(ops.cast(y, "float32")), np.float64))
+    y = np.concatenate(out, axis=0)
+    return softmax_np(y) if from_logits else y
+
+
+def _target_probs(model, images, targets, batch_size, from_logits):
+    probs = _predict_probs(model, images, batch_size, from_logits)
+    return probs[np.arange(len(images)), targets]
+
+
+def _prepare(model, images, maps, targets, batch_size, from_logits):
+    images = check_images(images, getattr(model, "input_shape", None))
+    maps = _check_maps(maps, images)
+    batch_size = check_positive_int("batch_size", batch_size)
+    full = _predict_probs(model, images, batch_size, from_logits)
+    if targets is None:
+        targets = full.argmax(axis=-1).astype(np.int32)
+    else:
+        targets = check_targets(targets, images.shape[0], full.shape[-1])
+    return images, maps, targets, full[np.arange(len(images)), targets]
+
+
+def keep_top(maps: np.ndarray, keep: float) -> np.ndarray:
+    """Zero the pixels below each map's ``(1 - keep)`` quantile (keep=1 keeps all)."""
+    if keep >= 1.0:
+        return maps
+    flat = maps.reshape(len(maps), -1)
+    thresh = np.quantile(flat, 1.0 - keep, axis=1).reshape(-1, 1, 1)
+    return np.where(maps >= thresh, maps, 0.0).astype(np.float32)
+
+
+def average_drop_increase_confidence(
+    model,
+    images,
+    maps,
+    targets=None,
+    keep=(1.0, 0.5, 0.15),
+    from_logits: bool = True,
+    batch_size: int = 32,
+) -> dict:
+    """Average Drop (AD) and Increase in Confidence (IC) at several kept areas.
+
+    For each kept fraction ``p``, pixels below the map's ``(1 - p)`` quantile are
+    zeroed and the map is used as a soft mask: the explanation image is
+    ``image * map``. With ``Y`` the target class's softmax probability on the
+    full image and ``O`` on the explanation image:
+
+    * ``AD = 100 / N * sum_i max(0, Y_i - O_i) / Y_i`` (lower is better),
+    * ``IC = 100 / N * sum_i 1[O_i > Y_i]`` (higher is better).
+
+    We divide by ``Y`` as in the Grad-CAM++ paper (Chattopadhyay et al. 2018),
+    Score-CAM and L-CAM: the drop is then relative, comparable across images
+    and classes with very different confidences, and AD lies in [0, 100].
+    Some implementations omit the division (an absolute drop in probability
+    points), which makes AD depend on the classifier's calibration; numbers
+    from them are not comparable with ours.
+
+    Args:
+        model: a Keras classifier (callable on a batch of images).
+        images: (B, H, W, C) array.
+        maps: (B, H, W) saliency maps in [0, 1].
+        targets: None (the predicted class on the full image), an int or one int per image.
+        keep: kept fractions of the map's area, each in (0, 1].
+        from_logits: True if the model outputs logits (softmax is applied),
+            False if it already outputs probabilities.
+        batch_size: images per forward pass.
+
+    Returns:
+        dict with ``"average_drop@<pct>"`` and ``"increase_in_confidence@<pct>"``
+        for each kept fraction (``pct = round(100 * keep)``), as floats.
+
+    Example:
+        >>> maps = GradCAM(model)(images)
+        >>> average_drop_increase_confidence(model, images, maps)["average_drop@15"]
+    """
+    keep = [check_fraction("keep", k) for k in np.atleast_1d(keep).tolist()]
+    if any(k <= 0 for k in keep):
+        raise ValueError(f"Expected every `keep` in (0, 1]. Received: keep={keep}")
+    images, maps, targets, y = _prepare(model, images, maps, targets, batch_size, from_logits)
+    out = {}
+    for k in keep:
+        masked = images * keep_top(maps, k)[..., None]
+        o = _target_probs(model, masked, targets, batch_size, from_logits)
+        pct = int(round(100 * k))
+        out[f"average_drop@{pct}"] = float(100.0 * np.mean(np.maximum(0.0, y - o) / np.maximum(y, 1e-12)))
+        out[f"increase_in_confidence@{pct}"] = float(100.0 * np.mean(o > y))
+    return out
+
+
+def _blur(images, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    return np.stack([gaussian_filter(im, sigma=(sigma, sigma, 0)) for im in images]).astype(np.float32)
+
+
+def deletion_insertion(
+    model,
+    images,
+    maps,
+    targets=None,
+    steps: int = 20,
+    baseline: str = "zeros",
+    blur_sigma: float = 5.0,
+    from_logits: bool = True,
+    batch_size: int = 32,
+) -> dict:
+    """Deletion and insertion curves and their areas (Petsiuk et al. 2018, RISE).
+
+    Pixels are ranked by the map (highest first, ties by position). At step
+    ``s`` of ``steps``, the top ``round(s / steps * H * W)`` pixels are
+    *deleted* (replaced by the baseline) or *inserted* (copied from the image
+    onto the baseline), and the target class's probability is recorded. The
+    area under each curve is the trapezoid rule over the deleted/inserted
+    fraction in [0, 1]: low deletion AUC and high insertion AUC are better.
+
+    Args:
+        model: a Keras classifier.
+        images: (B, H, W, C) array.
+        maps: (B, H, W) saliency maps.
+        targets: None (predicted class), an int or one int per image.
+        steps: number of steps (curves have ``steps + 1`` points).
+        baseline: "zeros" or "blur" (a Gaussian blur of the image, ``blur_sigma`` pixels).
+        blur_sigma: standard deviation of the blur baseline, in pixels.
+        from_logits: True if the model outputs logits.
+        batch_size: images per forward pass.
+
+    Returns:
+        dict: ``fractions`` (steps+1,), ``deletion_curve``/``insertion_curve``
+        (B, steps+1), ``deletion_auc``/``insertion_auc`` (B,).
+
+    Example:
+        >>> r = deletion_insertion(model, images, GradCAM(model)(images), steps=10)
+        >>> r["insertion_auc"].mean()
+    """
+    steps = check_positive_int("steps", steps)
+    check_one_of("baseline", baseline, {"zeros", "blur"})
+    blur_sigma = check_non_negative("blur_sigma", blur_sigma)
+    images, maps, targets, _ = _prepare(model, images, maps, targets, batch_size, from_logits)
+    B, H, W, C = images.shape
+    base = np.zeros_like(images) if baseline == "zeros" else _blur(images, blur_sigma)
+    order = np.argsort(-maps.reshape(B, -1), axis=1, kind="stable")
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    counts = np.round(fractions * H * W).astype(int)
+    curves = {}
+    for mode in ("deletion", "insertion"):
+        batch = np.empty((B, steps + 1, H * W, C), np.float32)
+        src, dst = (images, base) if mode == "deletion" else (base, images)
+        flat_src, flat_dst = src.reshape(B, -1, C), dst.reshape(B, -1, C)
+        for s, n in enumerate(counts):
+            cur = flat_src.copy()
+            idx = order[:, :n]
+            rows = np.arange(B)[:, None]
+            cur[rows, idx] = flat_dst[rows, idx]
+            batch[:, s] = cur
+        flat = batch.reshape(B * (steps + 1), H, W, C)
+        probs = _target_probs(model, flat, np.repeat(targets, steps + 1), batch_size, from_logits)
+        curves[mode] = probs.reshape(B, steps + 1).astype(np.float32)
+    return {
+        "fractions": fractions.astype(np.float32),
+        "deletion_curve": curves["deletion"],
+        "insertion_curve": curves["insertion"],
+        "deletion_auc": np.trapezoid(curves["deletion"], fractions, axis=1).astype(np.float32),
+        "insertion_auc": np.trapezoid(curves["insertion"], fractions, axis=1).astype(np.float32),
+    }
+
+
+def _check_masks(masks, maps):
+    masks = np.asarray(masks, np.float32)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.shape != maps.shape:
+        raise ValueError(
+            f"Expected `masks` of shape {maps.shape} (or with a trailing 1) to match `maps`. "
+            f"Received: masks with shape {np.shape(masks)}."
+        )
+    return masks > 0.5
+
+
+def energy_in_mask(maps, masks) -> np.ndarray:
+    """Share of each map's energy (sum of values) inside the object mask, in [0, 1].
+
+    Args:
+        maps: (B, H, W) non-negative maps.
+        masks: (B, H, W) or (B, H, W, 1) binary masks.
+
+    Returns:
+        (B,) float32; 0 for an all-zero map.
+
+    Example:
+        >>> energy_in_mask(GradCAM(model)(images), batch["object_mask"]).mean()
+    """
+    maps = _check_maps(maps, None)
+    if (maps < 0).any():
+        raise ValueError(f"Expected `maps` >= 0. Received: maps with minimum {maps.min()}")
+    masks = _check_masks(masks, maps)
+    total = maps.sum(axis=(1, 2))
+    inside = (maps * masks).sum(axis=(1, 2))
+    return np.where(total > 0, inside / np.maximum(total, 1e-12), 0.0).astype(np.float32)
+
+
+def pointing_game(maps, masks, tolerance: float = 0.0) -> np.ndarray:
+    """Pointing game (Zhang et al. 2016): hit if the map's maximum lies in the mask.
+
+    A hit also counts when the maximum is within ``tolerance`` pixels (Euclidean)
+    of the mask (the paper uses 15 px at 224 px). Ties: the first maximum in
+    row-major order.
+
+    Args:
+        maps: (B, H, W) maps.
+        masks: (B, H, W) or (B, H, W, 1) binary masks.
+        tolerance: distance in pixels, >= 0.
+
+    Returns:
+        (B,) float32 of 1.0 (hit) / 0.0 (miss); ``.mean()`` is the accuracy.
+
+    Example:
+        >>> pointing_game(maps, masks, tolerance=2).mean()
+    """
+    tolerance = check_non_negative("tolerance", tolerance)
+    maps = _check_maps(maps, None)
+    masks = _check_masks(masks, maps)
+    B, H, W = maps.shape
+    flat = maps.reshape(B, -1).argmax(axis=1)
+    ys, xs = np.divmod(flat, W)
+    hits = np.zeros(B, np.float32)
+    if tolerance > 0:
+        from scipy.ndimage import distance_transform_edt
+    for b in range(B):
+        if tolerance > 0 and masks[b].any():
+            dist = distance_transform_edt(~masks[b])
+            hits[b] = float(dist[ys[b], xs[b]] <= tolerance)
+        else:
+            hits[b] = float(masks[b, ys[b], xs[b]])
+    return hits

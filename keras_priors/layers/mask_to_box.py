@@ -1,0 +1,155 @@
+"""MaskToBox: a (soft) part mask to a normalised box, for PartCrop."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+from keras_priors.api_export import keras_priors_export
+from keras_priors.layers._utils import check_rank
+from keras_priors.validation import check_fraction, check_non_negative, check_one_of
+
+_METHODS = ("moments", "extent")
+
+
+@keras_priors_export("keras_priors.layers.MaskToBox")
+class MaskToBox(keras.layers.Layer):
+    """Turn a part mask ``(B, H, W, 1)`` into a box ``(B, 4) = [y1, x1, y2, x2]``.
+
+    Boxes follow the ``tf.image.crop_and_resize`` convention used by
+    ``PartCrop`` and the ``part_box`` data key: normalised so that ``0`` is the
+    first pixel centre and ``1`` the last (row ``r`` is at ``r / (H - 1)``).
+
+    - ``method="moments"`` (differentiable): the mask is a weight on the
+      pixels; each pixel counts as a unit square, so the mask's spread along an
+      axis is its weighted variance plus ``1/12``. The box spans
+      ``mean +/- num_std * std``, moved half a pixel in to the pixel centres.
+      With the default ``num_std = sqrt(3)`` an exact rectangle mask gives
+      exactly its own box.
+    - ``method="extent"`` (not differentiable): first and last rows and columns
+      where the mask exceeds ``threshold``.
+
+    Then ``margin`` (normalised units) is added on every side and the box is
+    clipped to [0, 1]. An empty mask gives the whole image ``[0, 0, 1, 1]``.
+
+    Args:
+        method: ``"moments"`` or ``"extent"``.
+        num_std: half-width of the box in standard deviations (``moments``).
+        threshold: mask level that counts as inside (``extent``).
+        margin: added to each side, in normalised units.
+        from_logits: apply a sigmoid to the input first (mask logits).
+        epsilon: total mask mass below which the mask counts as empty.
+        **kwargs: base layer arguments.
+
+    Call arguments:
+        inputs: the mask, ``(B, H, W, 1)`` mask in [0, 1] (logits with ``from_logits``).
+
+    Returns:
+        ``(B, 4)`` boxes.
+
+    Example:
+
+    >>> import numpy as np
+    >>> mask = np.zeros((1, 5, 5, 1), "float32")
+    >>> mask[0, 1:4, 2:5] = 1.0
+    >>> np.round(np.asarray(MaskToBox()(mask)), 4).tolist()
+    [[0.25, 0.5, 0.75, 1.0]]
+    """
+
+    def __init__(
+        self,
+        method: str = "moments",
+        num_std: float = math.sqrt(3.0),
+        threshold: float = 0.5,
+        margin: float = 0.0,
+        from_logits: bool = False,
+        epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.method = check_one_of("method", method, _METHODS, "MaskToBox")
+        self.num_std = check_non_negative("num_std", num_std, "MaskToBox")
+        self.threshold = check_fraction("threshold", threshold, "MaskToBox")
+        self.margin = check_non_negative("margin", margin, "MaskToBox")
+        self.from_logits = bool(from_logits)
+        self.epsilon = check_non_negative("epsilon", epsilon, "MaskToBox")
+
+    def build(self, input_shape):
+        check_rank("mask", input_shape, 4, "MaskToBox")
+        if input_shape[1] is None or input_shape[2] is None:
+            raise ValueError(
+                f"MaskToBox: Expected `mask` with a known height and width. Received: shape {tuple(input_shape)}"
+            )
+        if input_shape[-1] is not None and input_shape[-1] != 1:
+            raise ValueError(
+                f"MaskToBox: Expected `mask` with 1 channel, shape (B, H, W, 1). Received: shape {tuple(input_shape)}"
+            )
+
+    def call(self, inputs):
+        mask = ops.cast(inputs, "float32")[..., 0]
+        if self.from_logits:
+            mask = ops.sigmoid(mask)
+        if self.method == "moments":
+            box, empty = self._moments(mask)
+        else:
+            box, empty = self._extent(mask)
+        m = self.margin
+        box = box + ops.convert_to_tensor([-m, -m, m, m], "float32")
+        box = ops.clip(box, 0.0, 1.0)
+        full = ops.convert_to_tensor([[0.0, 0.0, 1.0, 1.0]], "float32")
+        box = ops.where(empty[:, None], full, box)
+        return ops.cast(box, self.compute_dtype)
+
+    def _axis_moments(self, profile, size):
+        """Low and high box edge (normalised) from a ``(B, size)`` mass profile."""
+        total = ops.sum(profile, axis=1)
+        safe = ops.maximum(total, self.epsilon)
+        idx = ops.arange(size, dtype="float32")[None, :]
+        mean = ops.sum(profile * idx, axis=1) / safe
+        var = ops.sum(profile * ops.square(idx - mean[:, None]), axis=1) / safe
+        half = ops.relu(self.num_std * ops.sqrt(var + 1.0 / 12.0) - 0.5)
+        scale = float(max(size - 1, 1))
+        return (mean - half) / scale, (mean + half) / scale, total
+
+    def _moments(self, mask):
+        height, width = mask.shape[1], mask.shape[2]
+        y1, y2, total = self._axis_moments(ops.sum(mask, axis=2), height)
+        x1, x2, _ = self._axis_moments(ops.sum(mask, axis=1), width)
+        box = ops.stack([y1, x1, y2, x2], axis=1)
+        return box, total <= self.epsilon
+
+    def _axis_extent(self, inside_any, size):
+        idx = ops.arange(size, dtype="float32")[None, :]
+        low = ops.min(ops.where(inside_any, idx, float(size)), axis=1)
+        high = ops.max(ops.where(inside_any, idx, -1.0), axis=1)
+        scale = float(max(size - 1, 1))
+        return low / scale, high / scale
+
+    def _extent(self, mask):
+        inside = mask > self.threshold
+        rows = ops.any(inside, axis=2)
+        cols = ops.any(inside, axis=1)
+        y1, y2 = self._axis_extent(rows, mask.shape[1])
+        x1, x2 = self._axis_extent(cols, mask.shape[2])
+        box = ops.stack([y1, x1, y2, x2], axis=1)
+        box = ops.stop_gradient(box)
+        return box, ops.logical_not(ops.any(rows, axis=1))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 4)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "method": self.method,
+                "num_std": self.num_std,
+                "threshold": self.threshold,
+                "margin": self.margin,
+                "from_logits": self.from_logits,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config

@@ -1,0 +1,88 @@
+"""The CAM-constraint prior: class evidence must stay inside the object."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_priors import losses
+from keras_priors.priors.prior import Prior
+
+
+class CAMSuppression(Prior):
+    """Suppress evidence for chosen classes outside the object mask.
+
+    "The kakapo can be anywhere but the sky": the classifier's class activation
+    map (``cam`` output of the zoo's ``CAMHead``) is penalised where it shows
+    evidence for ``classes`` outside ``mask``, so the network cannot use the
+    background as a shortcut for those classes. Costs nothing at inference.
+
+    Args:
+        classes: class indices to constrain, or ``"true"`` for each sample's
+            true class.
+        mask: the data key holding the object mask (B, H, W, 1).
+        weight: loss weight.
+        normalize: ``"outside_area"``, ``"area"`` or ``"none"`` (see
+            ``keras_priors.losses.CAMSuppression``).
+        power: 1 (L1) or 2 (squared) penalty.
+        name: term name in logs (default ``"cam_suppression"``).
+
+    Example:
+
+    >>> import keras_priors as kp
+    >>> prior = kp.priors.CAMSuppression(classes=[0], mask="object_mask", weight=1.0)
+    >>> prior.required_keys
+    ('object_mask',)
+    """
+
+    def __init__(self, classes=(0,), mask: str = "object_mask", weight: float = 1.0,
+                 normalize: str = "outside_area", power: float = 1, name: str | None = None):
+        super().__init__(weight=weight, name=name)
+        if isinstance(classes, str):
+            self.classes = classes
+        elif isinstance(classes, int):
+            self.classes = [classes]
+        else:
+            self.classes = [int(c) for c in classes]
+        # Validate classes/normalize/power with the loss's own checks.
+        losses.CAMSuppression(classes=self.classes, normalize=normalize, power=power)
+        self.mask = mask
+        self.normalize = normalize
+        self.power = power
+        self.required_keys = (mask,)
+
+    def check_num_classes(self, num_classes: int) -> None:
+        if isinstance(self.classes, list):
+            k = 2 if num_classes == 1 else num_classes
+            bad = [c for c in self.classes if not 0 <= c < k]
+            if bad:
+                raise ValueError(
+                    f"CAMSuppression: Expected `classes` in [0, {k - 1}] for num_classes={num_classes}. "
+                    f"Received: classes={self.classes}"
+                )
+
+    def add_heads(self, ctx):
+        self.check_num_classes(ctx.num_classes)
+        if "cam" not in ctx.outputs:
+            raise ValueError(
+                "CAMSuppression: the model has no `cam` output to constrain. Expected a CAM head "
+                "(the zoo default, or DualInput(fusion='concat')). Received outputs: " + str(sorted(ctx.outputs))
+            )
+
+    def loss_terms(self, targets, outputs, num_classes):
+        per_sample = losses.cam_suppression(
+            outputs["cam"], targets[self.mask], classes=self.classes, labels=targets["label"],
+            normalize=self.normalize, power=self.power,
+        )
+        return {self.name: self.weight * ops.mean(per_sample)}
+
+    def metric_names(self):
+        return ["cam_in_mask"]
+
+    def metric_values(self, targets, outputs, num_classes):
+        from keras_priors.metrics import cam_energy_in_mask
+
+        return {"cam_in_mask": cam_energy_in_mask(outputs["cam"], targets[self.mask], targets["label"])}
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "mask": self.mask,
+                "normalize": self.normalize, "power": self.power}

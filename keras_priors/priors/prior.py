@@ -1,0 +1,134 @@
+"""The base class every prior derives from, and the context a zoo build passes it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from keras_priors.validation import check_non_negative
+
+
+@dataclasses.dataclass
+class BuildContext:
+    """What a prior sees while ``keras_priors.zoo.build`` wires a model.
+
+    Attributes:
+        inputs: the model's input tensors by data key (``"image"`` always).
+        features: the backbone's feature maps, ``{"P1": ..., "P3": ...}``,
+            fine to coarse; a prior may replace the last one (``SpatialAttention``).
+        num_classes: the number of primary classes (1 = a single-logit binary head).
+        outputs: the model's outputs by name (``"logits"`` and ``"cam"`` once the
+            head is built); priors add theirs.
+        training_only: output names that export drops.
+        spec: the zoo ``ModelSpec``.
+        backbone: the backbone model.
+        preprocessed: the preprocessed image tensor fed to the backbone.
+        preprocess: the preprocessing layer (a stream for a second input reuses it).
+    """
+
+    inputs: dict
+    features: dict
+    num_classes: int
+    outputs: dict
+    training_only: set
+    spec: object
+    backbone: keras.Model
+    preprocessed: object
+    preprocess: keras.layers.Layer
+
+    @property
+    def last_level(self) -> str:
+        return list(self.features)[-1]
+
+
+class Prior:
+    """One way to put prior knowledge into a classifier.
+
+    A prior declares the data keys it needs (``required_keys``), may change the
+    network (``modify_features`` before the classifier head, ``add_heads``
+    after it), and contributes weighted loss terms (``loss_terms``), each
+    logged as its own scalar. All hooks are optional.
+
+    Args:
+        weight: the weight of this prior's loss term(s).
+        name: the loss term name in logs; defaults to the snake-case class name.
+    """
+
+    required_keys: tuple = ()
+    #: True for priors that replace the primary classification loss.
+    replaces_classification_loss: bool = False
+
+    def __init__(self, weight: float = 1.0, name: str | None = None):
+        self.weight = check_non_negative("weight", weight, owner=type(self).__name__)
+        self.name = name or _snake(type(self).__name__)
+
+    # === Hooks ===
+    def modify_features(self, ctx: BuildContext) -> None:
+        """Change ``ctx.features`` before the classifier head is built."""
+
+    def build_head(self, ctx: BuildContext) -> bool:
+        """Build the classifier head instead of the default ``CAMHead``; True if done."""
+        return False
+
+    def add_heads(self, ctx: BuildContext) -> None:
+        """Add outputs to ``ctx.outputs`` (and names to ``ctx.training_only``)."""
+
+    def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
+        """Weighted loss terms ``{name: scalar}`` computed in float32."""
+        return {}
+
+    def term_names(self) -> list:
+        """Names of the loss terms ``loss_terms`` returns (logged as ``<name>_loss``)."""
+        return [self.name] if self.weight is not None and type(self).loss_terms is not Prior.loss_terms else []
+
+    def metric_names(self) -> list:
+        """Names of per-sample metrics ``metric_values`` returns (logged as batch means)."""
+        return []
+
+    def metric_values(self, targets: dict, outputs: dict, num_classes: int) -> dict:
+        """Per-sample metric values ``{name: (B,) tensor}``."""
+        return {}
+
+    def classification_loss(self, targets: dict, outputs: dict, num_classes: int):
+        """The primary loss, for priors with ``replaces_classification_loss``."""
+        raise NotImplementedError
+
+    def callbacks(self) -> list:
+        """Keras callbacks ``fit`` should run with this prior (e.g. unfreezing)."""
+        return []
+
+    def check_data(self, keys, spec=None) -> None:
+        """Raise before training if the data lacks a key this prior needs."""
+        missing = [k for k in self.required_keys if k not in keys]
+        if missing:
+            raise ValueError(
+                f"{type(self).__name__} needs the data key(s) {missing}. "
+                f"Expected a dataset whose elements have keys {sorted(set(self.required_keys) | {'image', 'label'})}. "
+                f"Received keys: {sorted(keys)}"
+            )
+
+    # === Config ===
+    def get_config(self) -> dict:
+        return {"weight": self.weight, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _snake(name: str) -> str:
+    """``"CAMSuppression"`` -> ``"cam_suppression"``, ``"DualInput"`` -> ``"dual_input"``."""
+    out = []
+    for i, c in enumerate(name):
+        if c.isupper() and i:
+            prev_lower = name[i - 1].islower()
+            next_lower = i + 1 < len(name) and name[i + 1].islower()
+            if prev_lower or (next_lower and name[i - 1].isupper()):
+                out.append("_")
+        out.append(c.lower())
+    return "".join(out)

@@ -1,0 +1,145 @@
+"""``build``: a zoo backbone plus priors, wired into a ``PriorModel``."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from keras_priors.layers import CAMHead
+from keras_priors.priors.prior import BuildContext, Prior
+from keras_priors.validation import check_fraction, check_positive_int
+from keras_priors.zoo.preprocess import Preprocess
+from keras_priors.zoo.prior_model import PriorModel
+from keras_priors.zoo.registry import get_spec
+
+
+def build(
+    name: str,
+    num_classes: int,
+    input_shape: tuple | None = None,
+    priors=(),
+    weights: str | None = None,
+    dropout: float = 0.0,
+) -> PriorModel:
+    """Build a zoo classifier with priors, ready for ``compile(optimizer=...)`` and ``fit``.
+
+    Args:
+        name: a registry name (``keras_priors.zoo.list_models()``).
+        num_classes: primary classes; ``1`` builds a single-logit binary head.
+        input_shape: ``(H, W, 3)``; defaults to the entry's size.
+        priors: ``keras_priors.priors`` objects.
+        weights: ``None`` (random), ``"imagenet"`` for keras.applications
+            entries (downloads; not used offline), or a path to a
+            ``.weights.h5`` / ``.keras`` file of the same backbone. The
+            ``Pretrained`` prior is the same with a freeze schedule.
+        dropout: dropout on the last feature map before the classifier.
+
+    Returns:
+        A ``PriorModel`` with outputs ``logits`` and ``cam`` plus what the priors add.
+
+    Example:
+
+    >>> import keras_priors as kp
+    >>> model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(64, 64, 3),
+    ...                      priors=[kp.priors.CAMSuppression(classes=[0])])
+    >>> sorted(model.network.output)
+    ['cam', 'logits']
+    """
+    spec = get_spec(name)
+    num_classes = check_positive_int("num_classes", num_classes, owner="zoo.build")
+    dropout = check_fraction("dropout", dropout, owner="zoo.build")
+    input_shape = tuple(input_shape or spec.default_input_shape)
+    if len(input_shape) != 3 or input_shape[-1] != 3:
+        raise ValueError(f"zoo.build: Expected `input_shape` (H, W, 3). Received: input_shape={input_shape}")
+    if min(input_shape[:2]) < spec.min_input_size:
+        raise ValueError(
+            f"zoo.build: {name!r} needs images of at least {spec.min_input_size}x{spec.min_input_size} "
+            f"to keep a spatial feature map. Received: input_shape={input_shape}"
+        )
+    priors = list(priors)
+    for p in priors:
+        if not isinstance(p, Prior):
+            raise TypeError(
+                f"zoo.build: Expected `priors` to be keras_priors.priors objects. Received: {p!r} ({type(p).__name__})"
+            )
+    names = [p.name for p in priors]
+    if len(set(names)) != len(names):
+        raise ValueError(f"zoo.build: two priors share a name; give one `name=`. Received names: {names}")
+
+    pretrained = [p for p in priors if getattr(p, "is_pretrained", False)]
+    if pretrained and weights is not None:
+        raise ValueError("zoo.build: give `weights=` or a Pretrained prior, not both.")
+    if pretrained:
+        weights = pretrained[0].weights
+
+    # === Backbone ===
+    image = keras.Input(shape=input_shape, name="image")
+    preprocess = Preprocess(spec.preprocessing, name="preprocess")
+    app_weights = weights if weights in spec.pretrained else None
+    if weights is not None and app_weights is None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"zoo.build: Expected `weights` None, one of {spec.pretrained} or a file path. Received: {weights!r}")
+    backbone = spec.builder(input_shape, weights=app_weights)
+    if weights is not None and app_weights is None:
+        load_backbone_weights(backbone, os.fspath(weights))
+    preprocessed = preprocess(image)
+    features = backbone(preprocessed)
+    ctx = BuildContext(
+        inputs={"image": image}, features=dict(features), num_classes=num_classes, outputs={},
+        training_only=set(), spec=spec, backbone=backbone, preprocessed=preprocessed, preprocess=preprocess,
+    )
+
+    # === Priors that change the features, then the head ===
+    for p in priors:
+        p.modify_features(ctx)
+    if not any(p.build_head(ctx) for p in priors):
+        last = ctx.features[ctx.last_level]
+        ctx.outputs.update(CAMHead(num_classes, dropout=dropout, name="classifier")(last))
+    for p in priors:
+        p.add_heads(ctx)
+
+    network = keras.Model(ctx.inputs, ctx.outputs, name="network")
+    return PriorModel(network, priors=priors, num_classes=num_classes,
+                      training_only=sorted(ctx.training_only), name=name)
+
+
+def load_backbone_weights(backbone: keras.Model, path: str) -> None:
+    """Load a ``.weights.h5`` of the backbone, or the backbone of a saved ``.keras`` zoo model.
+
+    Raises a ``ValueError`` naming the file when it does not exist or its
+    weights do not fit the backbone's architecture.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found. Expected an existing .weights.h5 or .keras file. Received: {path!r}")
+    try:
+        if path.endswith(".keras"):
+            saved = keras.saving.load_model(path, compile=False)
+            source = _find_backbone(saved)
+            if source is None:
+                raise ValueError("it holds no layer named 'backbone'")
+            _copy_weights(source, backbone)
+        else:
+            backbone.load_weights(path)
+    except (ValueError, KeyError, OSError) as e:
+        raise ValueError(
+            f"The weights in {path!r} do not fit the backbone {backbone.name!r} "
+            f"({backbone.count_params()} parameters). Expected weights saved from the same architecture. Cause: {e}"
+        ) from e
+
+
+def _find_backbone(model):
+    for layer in getattr(model, "layers", []):
+        if layer.name == "backbone":
+            return layer
+        inner = _find_backbone(layer) if isinstance(layer, keras.Model) else None
+        if inner is not None:
+            return inner
+    return None
+
+
+def _copy_weights(source, target):
+    src, dst = source.weights, target.weights
+    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
+        raise ValueError(f"{len(src)} weight tensors of other shapes than the {len(dst)} expected")
+    for a, b in zip(src, dst):
+        b.assign(a)

@@ -1,0 +1,203 @@
+"""``PriorModel``: a classifier network plus the priors that shape its training."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from keras_priors.api_export import keras_priors_export
+
+
+def classification_loss(labels, logits, num_classes: int):
+    """Mean cross-entropy of integer ``labels`` against ``logits`` (float32)."""
+    logits = ops.cast(logits, "float32")
+    if num_classes == 1:
+        labels = ops.reshape(ops.cast(labels, "float32"), (-1, 1))
+        return ops.mean(keras.losses.binary_crossentropy(labels, logits, from_logits=True))
+    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+    return ops.mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+
+
+def predicted_class(logits, num_classes: int):
+    """Integer class predictions from logits (single logit: ``logit > 0``)."""
+    if num_classes == 1:
+        return ops.cast(ops.reshape(logits, (-1,)) > 0, "int32")
+    return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+
+@keras_priors_export("keras_priors.zoo.PriorModel")
+class PriorModel(keras.Model):
+    """A classifier whose training adds the loss terms of its priors.
+
+    ``keras_priors.zoo.build`` returns one. It wraps a functional ``network``
+    with named outputs (``logits`` and ``cam`` always, plus what the priors
+    add) and trains with plain ``fit`` on batches that are dicts with the data
+    keys (``image``, ``label``, ``object_mask``, ...): the total loss is the
+    classification loss plus each prior's weighted terms, and each term is
+    logged as its own scalar (``<term>_loss``) next to ``accuracy``.
+
+    Before the first step, ``fit``/``evaluate`` check that the data has every
+    key a prior needs and that images match the model's input shape.
+
+    Args:
+        network: a functional model taking a dict of inputs (``image``, and
+            ``part_box`` for a dual-input prior) to a dict of outputs.
+        priors: the ``keras_priors.priors`` objects used to build it.
+        num_classes: number of primary classes (1 = single-logit binary head).
+        training_only: output names that export drops (mask decoder,
+            auxiliary heads, ...).
+    """
+
+    def __init__(self, network, priors=(), num_classes: int = 2, training_only=(), **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.priors = list(priors)
+        self.num_classes = int(num_classes)
+        self.training_only = tuple(training_only)
+        self.input_keys = tuple(network.input.keys()) if isinstance(network.input, dict) else ("image",)
+        # === Metrics ===
+        self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
+        self.classification_tracker = keras.metrics.Mean(name="classification_loss")
+        self.term_trackers = {}
+        for prior in self.priors:
+            for term in prior.term_names():
+                self.term_trackers[term] = keras.metrics.Mean(name=f"{term}_loss")
+        self.prior_metrics = {}
+        for prior in self.priors:
+            for metric_name in prior.metric_names():
+                self.prior_metrics[metric_name] = keras.metrics.Mean(name=metric_name)
+
+    # === Forward ===
+    def call(self, inputs, training=None):
+        if isinstance(inputs, dict):
+            inputs = {k: inputs[k] for k in self.input_keys}
+        elif len(self.input_keys) == 1:
+            inputs = {self.input_keys[0]: inputs}
+        return self.network(inputs, training=training)
+
+    @property
+    def backbone(self) -> keras.Model:
+        return self.network.get_layer("backbone")
+
+    # === Training ===
+    def _targets(self, x, y):
+        if isinstance(x, dict):
+            return x
+        return {"label": y}
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        targets = self._targets(x, y)
+        replacing = [p for p in self.priors if p.replaces_classification_loss]
+        if replacing:
+            cls_loss = replacing[0].classification_loss(targets, y_pred, self.num_classes)
+        else:
+            cls_loss = classification_loss(targets["label"], y_pred["logits"], self.num_classes)
+        self.classification_tracker.update_state(cls_loss)
+        total = cls_loss
+        for prior in self.priors:
+            for term, value in prior.loss_terms(targets, y_pred, self.num_classes).items():
+                self.term_trackers[term].update_state(value)
+                total = total + value
+        for extra in self.losses:
+            total = total + ops.cast(extra, "float32")
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        targets = self._targets(x, y)
+        labels = ops.reshape(ops.cast(targets["label"], "int32"), (-1,))
+        correct = ops.cast(ops.equal(predicted_class(y_pred["logits"], self.num_classes), labels), "float32")
+        self.accuracy_tracker.update_state(correct)
+        for prior in self.priors:
+            for metric_name, values in prior.metric_values(targets, y_pred, self.num_classes).items():
+                self.prior_metrics[metric_name].update_state(values)
+        return self.get_metrics_result()
+
+    # === Input checks before the first step ===
+    def check_data(self, data) -> None:
+        """Raise a clear error if ``data`` lacks a key a prior needs or has the wrong image shape."""
+        from keras_priors.zoo.checks import check_training_data
+
+        check_training_data(self, data)
+
+    def fit(self, x=None, y=None, *args, callbacks=None, epochs=1, initial_epoch=0, **kwargs):
+        self.check_data(x)
+        callbacks = list(callbacks or [])
+        for prior in self.priors:
+            callbacks.extend(prior.callbacks())
+        frozen = [p.freeze_epochs for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs]
+        if not frozen or initial_epoch >= frozen[0]:
+            return super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
+        return self._fit_freeze_then_unfreeze(x, y, args, callbacks, epochs, initial_epoch, frozen[0], kwargs)
+
+    def _fit_freeze_then_unfreeze(self, x, y, args, callbacks, epochs, initial_epoch, freeze_epochs, kwargs):
+        """Train the head with the backbone frozen, then everything with a fresh optimizer."""
+        prior = next(p for p in self.priors if getattr(p, "is_pretrained", False))
+        optimizer_config = keras.optimizers.serialize(self.optimizer)
+        self.backbone.trainable = False
+        self.compile(optimizer=keras.optimizers.deserialize(optimizer_config))
+        history = super().fit(x, y, *args, callbacks=callbacks, epochs=min(freeze_epochs, epochs),
+                              initial_epoch=initial_epoch, **kwargs)
+        if epochs <= freeze_epochs or self.stop_training:
+            return history
+        self.backbone.trainable = True
+        fine_tune = keras.optimizers.deserialize(optimizer_config)
+        lr = optimizer_config["config"].get("learning_rate")
+        if isinstance(lr, (int, float)):
+            fine_tune.learning_rate = lr * prior.unfreeze_learning_rate_factor
+        self.compile(optimizer=fine_tune)
+        second = super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=freeze_epochs, **kwargs)
+        for key, values in second.history.items():
+            history.history.setdefault(key, []).extend(values)
+        history.epoch.extend(second.epoch)
+        return history
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self.check_data(x)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    # === Export ===
+    def inference_model(self, include_cam: bool = True) -> keras.Model:
+        """The classifier path only: the training-only heads are dropped."""
+        from keras_priors.zoo.export import inference_model
+
+        return inference_model(self, include_cam=include_cam)
+
+    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+        """Write a SavedModel with ``serve`` (logits, probabilities) and ``cam`` endpoints.
+
+        Training-only heads are not exported. The directory is written next
+        to ``filepath`` first and moved into place when complete.
+        """
+        from keras_priors.zoo.export import export_saved_model
+
+        return export_saved_model(self, filepath, verbose=verbose)
+
+    # === Config ===
+    def get_config(self):
+        return {
+            "name": self.name,
+            "network": keras.saving.serialize_keras_object(self.network),
+            "priors": [serialize_prior(p) for p in self.priors],
+            "num_classes": self.num_classes,
+            "training_only": list(self.training_only),
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"], custom_objects=custom_objects)
+        config["priors"] = [deserialize_prior(p) for p in config.get("priors", [])]
+        return cls(**config)
+
+
+def serialize_prior(prior) -> dict:
+    return {"class_name": type(prior).__name__, "config": prior.get_config()}
+
+
+def deserialize_prior(config: dict):
+    from keras_priors import priors as priors_module
+
+    cls = getattr(priors_module, config["class_name"], None)
+    if cls is None:
+        raise ValueError(f"Unknown prior class in saved model config. Received: {config['class_name']!r}")
+    return cls.from_config(config["config"])
