@@ -62,10 +62,60 @@ def _cmd_export(args):
     model.export(args.out)
 
 
-def _cmd_explain(args):
-    from keras_priors.explain.cli import run_explain
+def _read_images(path, size):
+    import numpy as np
+    import tensorflow as tf
 
-    run_explain(args)
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)) if os.path.isdir(path) else [path]
+    files = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif"))]
+    if not files:
+        raise SystemExit(f"error: --images: no .png/.jpg images found at {path!r}")
+    images = []
+    for f in files:
+        try:
+            img = tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError as e:
+            raise SystemExit(f"error: --images: cannot decode {f!r}: {e.message}") from None
+        images.append(tf.image.resize(tf.cast(img, "float32") / 255.0, size).numpy())
+    return files, np.stack(images)
+
+
+def _cmd_explain(args):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_priors.explain import average_drop_increase_confidence, get_explainer, overlay
+
+    model = _load(args.model)
+    classifier = model.inference_model(include_cam=False) if hasattr(model, "inference_model") else model
+    output = "logits" if isinstance(classifier.output, dict) else None
+    size = tuple(classifier.inputs[0].shape[1:3])
+    files, images = _read_images(args.images, size)
+    kwargs = {"layer": args.layer}
+    if output:
+        kwargs["output"] = output
+    explainer = get_explainer(args.method)(classifier, **kwargs)
+    maps = explainer(images)
+    os.makedirs(args.out, exist_ok=True)
+    for f, img, m in zip(files, images, maps):
+        name = os.path.splitext(os.path.basename(f))[0]
+        png = tf.io.encode_png(overlay(img, m)).numpy()
+        dest = os.path.join(args.out, f"{name}_{args.method}.png")
+        with open(dest + ".tmp", "wb") as fh:
+            fh.write(png)
+        os.replace(dest + ".tmp", dest)
+    scores = average_drop_increase_confidence(classifier if not output else _logits_only(classifier), images, maps)
+    print(f"Wrote {len(files)} overlay(s) to {args.out}")
+    print("| metric | value |\n|---|---|")
+    for k, v in scores.items():
+        if np.ndim(v) == 0:
+            print(f"| {k} | {float(v):.2f} |")
+
+
+def _logits_only(model):
+    import keras
+
+    return keras.Model(model.inputs, model.output["logits"])
 
 
 def _cmd_rf(args):

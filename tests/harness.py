@@ -256,3 +256,11 @@ def run_loss_test(
         assert keras.backend.standardize_dtype(v16.dtype) == "float32", f"{loss_cls.__name__}: float16 y_pred gave a {v16.dtype} loss"
         assert np.isfinite(float(ops.convert_to_numpy(v16)))
     return value_np
+
+
+def dict_dataset(d: dict, batch_size: int = 16, drop=()):
+    """A batched ``tf.data.Dataset`` of dicts from a dict of arrays, without the keys in ``drop``."""
+    import tensorflow as tf
+
+    d = {k: v for k, v in d.items() if k not in drop}
+    return tf.data.Dataset.from_tensor_slices(d).batch(batch_size)

@@ -174,6 +174,7 @@ def cub200(
     shuffle: bool | None = None,
     augment=None,
     seed: int = 0,
+    check_files: bool = False,
 ):
     """CUB-200-2011 as a ``tf.data.Dataset`` of contract dicts.
 
@@ -189,6 +190,9 @@ def cub200(
         shuffle: shuffle; None shuffles the train split only.
         augment: see :func:`keras_priors.data.make_pipeline`.
         seed: shuffle/augmentation seed.
+        check_files: decode every image and segmentation once now, so that a
+            corrupt file or a mismatched mask raises ``ValueError`` here rather
+            than as a ``tf.errors.InvalidArgumentError`` while iterating.
 
     Returns:
         ``tf.data.Dataset`` of dicts with ``image``, ``label``, ``part_box``,
@@ -207,6 +211,9 @@ def cub200(
     ann = read_cub_annotations(root, split, segmentations_root)
     has_mask = ann["mask_paths"] is not None
     n = len(ann["image_paths"])
+    if check_files:
+        for i, path in enumerate(ann["image_paths"]):
+            load_pair(path, ann["mask_paths"][i] if has_mask else None, image_size)
     # Ragged head points travel as padded arrays plus a count.
     max_pts = max(1, max(len(p) for p in ann["head_points"]))
     points = np.zeros((n, max_pts, 2), np.float32)

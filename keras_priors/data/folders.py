@@ -68,6 +68,7 @@ def image_folder(
     augment=None,
     seed: int = 0,
     mask_threshold: float = 127.0,
+    check_files: bool = False,
 ):
     """A dataset of ``{"image", "label"[, "object_mask"]}`` from class folders.
 
@@ -87,6 +88,9 @@ def image_folder(
         augment: see :func:`keras_priors.data.make_pipeline`.
         seed: shuffle/augmentation seed.
         mask_threshold: grey level above which a mask pixel is foreground.
+        check_files: decode every file once now, so that a corrupt file or a
+            mismatched mask raises ``ValueError`` here rather than as a
+            ``tf.errors.InvalidArgumentError`` while iterating.
 
     Returns:
         ``tf.data.Dataset`` of dicts with a ``class_names`` attribute.
@@ -101,6 +105,9 @@ def image_folder(
     image_size = check_positive_int("image_size", image_size, "image_folder")
     paths, masks, labels, class_names = scan_image_folder(images_dir, masks_dir)
     has_mask = masks is not None
+    if check_files:
+        for i, path in enumerate(paths):
+            load_pair(path, masks[i] if has_mask else None, image_size, mask_threshold)
 
     def _load(path, mask_path):
         image, mask, _ = load_pair(

@@ -37,8 +37,15 @@ def check_rank(name: str, shape, ranks, owner: str):
         )
 
 
-def check_list_of_two(name: str, inputs, owner: str):
-    """Raise ``ValueError`` unless ``inputs`` is a list/tuple of exactly two items."""
-    if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
-        got = type(inputs).__name__ if not isinstance(inputs, (list, tuple)) else f"{len(inputs)} items"
+def check_list_of_two(name: str, input_shape, owner: str):
+    """Raise ``ValueError`` unless ``input_shape`` is a list of exactly two shapes."""
+    ok = (
+        isinstance(input_shape, (list, tuple))
+        and len(input_shape) == 2
+        and all(isinstance(s, (list, tuple)) for s in input_shape)
+    )
+    if not ok:
+        got = f"one tensor of shape {tuple(input_shape)}" if isinstance(input_shape, (list, tuple)) else repr(input_shape)
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
+            got = f"{len(input_shape)} tensors"
         raise ValueError(f"{owner}: Expected `{name}` to be a list of 2 tensors. Received: {got}")

@@ -149,5 +149,7 @@ def exclude_from_auxiliary(aux_labels, primary_labels, exclude_classes, ignore_v
     primary = ops.cast(primary_labels, "int32")
     if not exclude_classes:
         return aux
-    excluded = ops.isin(primary, ops.convert_to_tensor(exclude_classes, "int32"))
+    # Broadcast comparison rather than ops.isin, which fails inside a tf.function.
+    classes = ops.convert_to_tensor(exclude_classes, "int32")
+    excluded = ops.any(ops.equal(ops.expand_dims(primary, -1), classes), axis=-1)
     return ops.where(excluded, ops.cast(ignore_value, "int32"), aux)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import keras
 from keras import ops
 
@@ -73,7 +75,7 @@ class DualStream(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if isinstance(backbone, dict):
-            backbone = keras.saving.deserialize_keras_object(backbone)
+            backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
         if not isinstance(backbone, keras.Model):
             raise ValueError(
                 f"DualStream: Expected `backbone` to be a keras.Model. Received: backbone of type {type(backbone).__name__}"
@@ -145,5 +147,6 @@ class DualStream(keras.layers.Layer):
     def from_config(cls, config):
         config = dict(config)
         if isinstance(config.get("backbone"), dict):
-            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+            # deserialization consumes the nested config: work on a copy
+            config["backbone"] = keras.saving.deserialize_keras_object(copy.deepcopy(config["backbone"]))
         return cls(**config)

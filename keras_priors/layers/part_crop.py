@@ -98,7 +98,10 @@ class PartCrop(keras.layers.Layer):
         wx, inside_x = _interpolation_matrix(boxes[:, 1], boxes[:, 3], width, out_w)
         wy = ops.cast(wy, images.dtype)
         wx = ops.cast(wx, images.dtype)
-        crops = ops.einsum("bih,bhwc,bjw->bijc", wy, images, wx)
+        # crops[b, i, j, c] = sum_{h, w} wy[b, i, h] * images[b, h, w, c] * wx[b, j, w], as two matmuls
+        x = ops.transpose(images, (0, 3, 1, 2))  # (B, C, H, W)
+        x = ops.matmul(ops.matmul(wy[:, None], x), ops.transpose(wx, (0, 2, 1))[:, None])  # (B, C, h, w)
+        crops = ops.transpose(x, (0, 2, 3, 1))
         if self.extrapolation_value != 0.0:
             inside = ops.logical_and(inside_y[:, :, None], inside_x[:, None, :])[..., None]
             crops = ops.where(inside, crops, ops.cast(self.extrapolation_value, crops.dtype))

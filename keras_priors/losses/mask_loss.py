@@ -37,8 +37,9 @@ def _mask_loss(y_true, y_pred, dice_weight, bce_weight, from_logits, smooth):
     axes = (1, 2, 3)
     if from_logits:
         prob = ops.sigmoid(y_pred)
-        # Stable BCE with logits: max(z, 0) - z * t + log(1 + exp(-|z|)).
-        bce = ops.relu(y_pred) - y_pred * y_true + ops.softplus(-ops.abs(y_pred))
+        # BCE with logits: softplus(z) - z * t (softplus is stable; smooth at z = 0,
+        # unlike the max(z, 0) + log(1 + exp(-|z|)) form whose gradient vanishes there).
+        bce = ops.softplus(y_pred) - y_pred * y_true
     else:
         prob = ops.clip(y_pred, _EPS, 1.0 - _EPS)
         bce = -(y_true * ops.log(prob) + (1.0 - y_true) * ops.log(1.0 - prob))

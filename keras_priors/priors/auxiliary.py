@@ -52,7 +52,7 @@ class Auxiliary(Prior):
 
     def add_heads(self, ctx):
         level = self.level or ctx.last_level
-        head = layers.AuxiliaryHead(self.num_classes, hidden_units=self.hidden_units, name=f"{self.name}_head")
+        head = layers.AuxiliaryHead(self.num_classes, hidden_units=self.hidden_units or None, name=f"{self.name}_head")
         ctx.outputs[self.output_name] = head(ctx.features[level])
         ctx.training_only.add(self.output_name)
 

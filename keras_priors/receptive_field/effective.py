@@ -101,8 +101,13 @@ def feature_submodel(model: keras.Model, layer: str) -> keras.Model:
         if len(chain) == 1:
             sub = keras.Model(outer.inputs, head.output)
             return sub(inputs)
-        # head is a nested model: reach its input inside ``outer``, then descend.
-        pre = keras.Model(outer.inputs, head.input)
+        # head is a nested model: reach its input tensor in ``outer``'s graph, then descend.
+        graph = outer._functional if isinstance(outer, keras.Sequential) else outer
+        nodes = [nd for nds in graph._nodes_by_depth.values() for nd in nds if nd.operation is head]
+        if not nodes:
+            raise ValueError(f"Nested model {head.name!r} is not called in {outer.name!r}.")
+        head_in = nodes[0].input_tensors
+        pre = keras.Model(outer.inputs, head_in if len(head_in) > 1 else head_in[0])
         inner_in = pre(inputs)
         return build(head, chain[1:], inner_in)
 
@@ -125,6 +130,7 @@ def input_gradients(submodel: keras.Model, x: np.ndarray, unit: Sequence[int]) -
         import tensorflow as tf
 
         xt = tf.convert_to_tensor(x)
+        # Eager tape: one-shot calls are faster than tracing a tf.function first.
         with tf.GradientTape() as tape:
             tape.watch(xt)
             y = submodel(xt, training=False)
@@ -135,12 +141,18 @@ def input_gradients(submodel: keras.Model, x: np.ndarray, unit: Sequence[int]) -
 
         trainable = [v.value for v in submodel.trainable_variables]
         non_trainable = [v.value for v in submodel.non_trainable_variables]
+        # One jitted gradient per (sub-model, unit), weights passed as arguments so the
+        # cached function stays right while the model trains (ERFImages).
+        cache = submodel.__dict__.setdefault("_kp_erf_jax_grads", {})
+        key = tuple(int(u) for u in unit)
+        if key not in cache:
 
-        def f(xx):
-            y, _ = submodel.stateless_call(trainable, non_trainable, xx, training=False)
-            return _unit_objective(y, unit)
+            def f(xx, tv, ntv):
+                y, _ = submodel.stateless_call(tv, ntv, xx, training=False)
+                return _unit_objective(y, key)
 
-        return np.asarray(jax.jit(jax.grad(f))(jax.numpy.asarray(x)))
+            cache[key] = jax.jit(jax.grad(f))
+        return np.asarray(cache[key](jax.numpy.asarray(x), trainable, non_trainable))
     if backend == "torch":
         import torch
 

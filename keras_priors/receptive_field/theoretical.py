@@ -166,7 +166,7 @@ _MERGE = {
 }
 _GLOBAL = {
     "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten", "Reshape",
+    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Flatten",
 }
 _CONV = {
     "Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D",
@@ -293,7 +293,7 @@ def _merge(name, cls, states: list[_State], on_misaligned: str) -> _State:
     return best
 
 
-def _transfer(layer, node, in_states, axes_rank, name, on_misaligned):
+def _transfer(layer, node, in_states, name, on_misaligned):
     """RF state of a non-model layer's output, or raise UnsupportedLayerError."""
     cls = type(layer).__name__
     in_kts = node.input_tensors
@@ -302,6 +302,16 @@ def _transfer(layer, node, in_states, axes_rank, name, on_misaligned):
     if not known:
         return None
     if cls in _MERGE:
+        if cls == "Concatenate":
+            rank = len(in_kts[0].shape)
+            axis = layer.axis % rank
+            spatial = _spatial_axes(rank, keras.config.image_data_format())
+            if axis in spatial and not all(s is None or s.is_global for s in states):
+                raise UnsupportedLayerError(
+                    f"Layer {name!r} (Concatenate) joins feature maps along spatial axis {axis}; "
+                    "units on either side of the seam see different places, so no single "
+                    "receptive field describes the output."
+                )
         return _merge(name, cls, states, on_misaligned)
     if len(known) != 1 or states[0] is None:
         raise UnsupportedLayerError(
@@ -316,6 +326,18 @@ def _transfer(layer, node, in_states, axes_rank, name, on_misaligned):
         return state.copy()
     if cls in _GLOBAL:
         return _global_state(state)
+    if cls == "Reshape":
+        in_shape_r, out_shape_r = _shape_of(in_kts[0]), _shape_of(out_kt)
+        sp = _spatial_axes(len(in_shape_r), keras.config.image_data_format())
+        if len(out_shape_r) >= len(in_shape_r) and all(
+            in_shape_r[ax] == out_shape_r[ax] for ax in sp
+        ) and keras.config.image_data_format() == "channels_last":
+            return state.copy()  # only the channel axis is reshaped
+        raise UnsupportedLayerError(
+            f"Layer {name!r} (Reshape) rearranges spatial positions {in_shape_r} -> "
+            f"{out_shape_r}; its receptive field cannot be computed (use Flatten or global "
+            "pooling to end the spatial chain)."
+        )
     if cls == "Dense" or cls == "EinsumDense":
         if len(in_kts[0].shape) <= 2:
             return _global_state(state)
@@ -453,7 +475,7 @@ def _walk(model, in_states: dict, prefix: str, out: dict, on_misaligned: str):
                     if st is not None:
                         states[id(outer_t)] = st
                 continue
-            new = _transfer(layer, node, states, None, name, on_misaligned)
+            new = _transfer(layer, node, states, name, on_misaligned)
             if new is None:
                 continue
             for t in node.output_tensors:
@@ -604,9 +626,13 @@ def format_table(rfs: dict[str, ReceptiveField], spatial_only: bool = False) -> 
             flags.append("MISALIGNED")
         if rf.padding is not None and any(p is None for p in rf.padding):
             flags.append("needs input size")
+        if rf.is_global:
+            stride = padding = centre = "-"
+        else:
+            stride, padding, centre = _fmt(rf.stride), _fmt(rf.padding), _fmt(rf.center_offset)
         lines.append(
             f"| {name} | {rf.layer_type} | {_fmt(rf.output_size)} | {_fmt(rf.size)} | "
-            f"{_fmt(rf.stride)} | {_fmt(rf.padding)} | {_fmt(rf.center_offset)} | {', '.join(flags)} |"
+            f"{stride} | {padding} | {centre} | {', '.join(flags)} |"
         )
     return "\n".join(lines)
 
@@ -621,9 +647,10 @@ def _application_names() -> dict[str, Any]:
 
 
 def load_model_for_rf(model_or_path_or_name, input_shape=None) -> keras.Model:
-    """A model from a model, a ``.keras``/``.h5`` path, or a ``keras.applications`` name.
+    """A model from a model, a ``.keras``/``.h5`` path, a zoo name or a ``keras.applications`` name.
 
-    Applications are built offline with ``weights=None, include_top=False``.
+    Zoo entries give their backbone; applications are built offline with
+    ``weights=None, include_top=False``.
     """
     obj = model_or_path_or_name
     if isinstance(obj, keras.Model):
@@ -635,6 +662,17 @@ def load_model_for_rf(model_or_path_or_name, input_shape=None) -> keras.Model:
         )
     if obj.endswith((".keras", ".h5", ".hdf5")):
         return keras.saving.load_model(obj, compile=False)
+    try:  # a keras_priors.zoo entry: its backbone, built without weights
+        from keras_priors.zoo import get_spec, list_models
+
+        if obj in list_models():
+            spec = get_spec(obj)
+            shape = tuple(input_shape) if input_shape is not None else tuple(spec.default_input_shape)
+            if len(shape) == 2:
+                shape = shape + (3,)
+            return spec.builder(shape, weights=None, name=obj)
+    except ImportError:  # pragma: no cover - zoo is optional here
+        pass
     apps = _application_names()
     key = obj.lower().replace("keras.applications.", "")
     if key not in apps:
@@ -657,8 +695,10 @@ def rf_table_for(model_or_path_or_name, input_shape: Sequence[int] | None = None
     """Receptive field table for a model, a saved model path or a keras.applications name.
 
     Args:
-        model_or_path_or_name: a ``keras.Model``, a ``.keras`` path, or a name
-            like ``"ResNet50"`` (built offline with ``weights=None``).
+        model_or_path_or_name: a ``keras.Model``, a ``.keras`` path, a
+            ``keras_priors.zoo`` name (its backbone, e.g. ``"resnet_tiny"``) or a
+            keras.applications name like ``"ResNet50"`` (built offline with
+            ``weights=None``).
         input_shape: optional input size ``(H, W)`` or ``(H, W, C)``.
         spatial_only: drop rows of layers that do not change the receptive field.
 

@@ -63,7 +63,9 @@ def pyramid_from_model(model: keras.Model, input_shape, name: str) -> keras.Mode
             continue
         stride = size / out.shape[1]
         level = round(stride).bit_length() - 1
-        if level >= 1 and 2**level == stride:
+        # Levels stop at stride 32 (P5), the coarsest map of every classic backbone;
+        # this also keeps out the 1x1 maps of squeeze-and-excitation blocks.
+        if 1 <= level <= 5 and 2**level == stride:
             by_level[level] = out  # later layers overwrite: last at that stride
     outputs = {f"P{k}": by_level[k] for k in sorted(by_level) if k >= 2}
     return keras.Model(model.input, outputs, name=name)

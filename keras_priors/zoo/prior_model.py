@@ -124,27 +124,36 @@ class PriorModel(keras.Model):
         callbacks = list(callbacks or [])
         for prior in self.priors:
             callbacks.extend(prior.callbacks())
-        frozen = [p.freeze_epochs for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs]
-        if not frozen or initial_epoch >= frozen[0]:
-            return super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
-        return self._fit_freeze_then_unfreeze(x, y, args, callbacks, epochs, initial_epoch, frozen[0], kwargs)
+        pretrained = next((p for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs), None)
+        if pretrained is not None:
+            if initial_epoch < pretrained.freeze_epochs:
+                return self._fit_freeze_then_unfreeze(
+                    x, y, args, callbacks, epochs, initial_epoch, pretrained, kwargs)
+            if not self.backbone.trainable:
+                self._unfreeze(pretrained)
+        return super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
 
-    def _fit_freeze_then_unfreeze(self, x, y, args, callbacks, epochs, initial_epoch, freeze_epochs, kwargs):
+    def _unfreeze(self, pretrained):
+        """Make the backbone trainable and recompile with a fresh optimizer at a scaled learning rate."""
+        config = keras.optimizers.serialize(self.optimizer)
+        self.backbone.trainable = True
+        fine_tune = keras.optimizers.deserialize(config)
+        lr = config["config"].get("learning_rate")
+        if isinstance(lr, (int, float)):
+            fine_tune.learning_rate = lr * pretrained.unfreeze_learning_rate_factor
+        self.compile(optimizer=fine_tune)
+
+    def _fit_freeze_then_unfreeze(self, x, y, args, callbacks, epochs, initial_epoch, pretrained, kwargs):
         """Train the head with the backbone frozen, then everything with a fresh optimizer."""
-        prior = next(p for p in self.priors if getattr(p, "is_pretrained", False))
-        optimizer_config = keras.optimizers.serialize(self.optimizer)
-        self.backbone.trainable = False
-        self.compile(optimizer=keras.optimizers.deserialize(optimizer_config))
+        freeze_epochs = pretrained.freeze_epochs
+        if self.backbone.trainable:
+            self.backbone.trainable = False
+            self.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(self.optimizer)))
         history = super().fit(x, y, *args, callbacks=callbacks, epochs=min(freeze_epochs, epochs),
                               initial_epoch=initial_epoch, **kwargs)
         if epochs <= freeze_epochs or self.stop_training:
             return history
-        self.backbone.trainable = True
-        fine_tune = keras.optimizers.deserialize(optimizer_config)
-        lr = optimizer_config["config"].get("learning_rate")
-        if isinstance(lr, (int, float)):
-            fine_tune.learning_rate = lr * prior.unfreeze_learning_rate_factor
-        self.compile(optimizer=fine_tune)
+        self._unfreeze(pretrained)
         second = super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=freeze_epochs, **kwargs)
         for key, values in second.history.items():
             history.history.setdefault(key, []).extend(values)

@@ -49,7 +49,7 @@ def test_shared_and_separate_weights():
 @pytest.mark.parity
 def test_identity_backbone_sum_of_means(rng):
     inp = keras.Input((None, None, 3))
-    conv = keras.layers.Conv2D(3, 1, use_bias=False, kernel_initializer="identity")
+    conv = keras.layers.Conv2D(3, 1, use_bias=False)
     backbone = keras.Model(inp, conv(inp))
     conv.set_weights([np.eye(3, dtype="float32")[None, None]])
     image = rng.uniform(size=(2, 8, 8, 3)).astype("float32")

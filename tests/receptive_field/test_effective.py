@@ -145,7 +145,7 @@ def _frozen_conv_classifier():
 
 @pytest.mark.parity
 def test_erf_images_callback_logs_maps(tmp_path):
-    # Frozen all-ones convs: the logged map is box*box = [1, 2, 3, 2, 1] outer itself, / 9.
+    # Frozen all-ones convs: the map stays outer(box*box) = outer([1, 2, 3, 2, 1]) while the head trains.
     model = _frozen_conv_classifier()
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     log_dir = str(tmp_path / "erf")
@@ -156,7 +156,8 @@ def test_erf_images_callback_logs_maps(tmp_path):
     assert [e for e, _ in cb.history] == [0, 2]
     v = _box_conv(3, 2)
     expected = np.zeros((10, 10))
-    expected[2:7, 2:7] = np.outer(v, v)  # output 6x6, centre unit (3, 3) sees rows 2..6
+    expected[3:8, 3:8] = np.outer(v, v)  # output 6x6, centre unit (3, 3) sees rows 3..7
+    assert cb.history[-1][1].center == (5, 5)
     np.testing.assert_allclose(cb.history[-1][1].map, expected, atol=1e-5)
     events = [f for f in os.listdir(log_dir) if "tfevents" in f]
     assert events, "no TensorBoard event file written"

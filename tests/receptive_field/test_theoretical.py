@@ -131,6 +131,7 @@ def test_pointwise_pass_through_and_global_end():
         assert rfs[name].size == (3, 3) and rfs[name].stride == (1, 1)
     assert rfs["gap"].is_global and rfs["gap"].size == (10, 10)
     assert rfs["dense"].is_global
+    assert "| gap | GlobalAveragePooling2D | 1 | 10 | - | - | - | global (whole input) |" in format_table(rfs)
     with pytest.raises(ValueError, match="global"):
         rfs["gap"].center(0, 0)
 
@@ -291,6 +292,12 @@ def test_unsupported_layer_raises_naming_it():
     y2 = L.Lambda(lambda t: t[:, ::2, ::2, :], name="subsample")(x)
     with pytest.raises(UnsupportedLayerError, match="Lambda"):
         compute_receptive_fields(keras.Model(x, y2))
+    with pytest.raises(UnsupportedLayerError, match="spatial axis 1"):
+        compute_receptive_fields(keras.Model(x, L.Concatenate(axis=1, name="stack")([x, x])))
+    with pytest.raises(UnsupportedLayerError, match="Reshape"):
+        compute_receptive_fields(keras.Model(x, L.Reshape((8, 32, 3))(x)))
+    ok = compute_receptive_fields(keras.Model(x, L.Reshape((16, 16, 3, 1), name="r")(L.Conv2D(3, 3, padding="same")(x))))
+    assert ok["r"].size == (3, 3)
     with pytest.raises(ValueError, match="input_shape"):
         compute_receptive_fields(keras.Model(x, L.Conv2D(1, 3)(x)), input_shape=(1, 2, 3, 4))
     with pytest.raises(ValueError, match="disagrees"):

@@ -1,0 +1,106 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_priors.explain import average_drop_increase_confidence, deletion_insertion, energy_in_mask, pointing_game
+
+
+def mean_model(k=4.0):
+    """A fixed function: logit 0 = k * mean over pixels of the channel sum, logit 1 = 0."""
+    inp = keras.Input((4, 4, 3))
+    dense = keras.layers.Dense(2)
+    out = dense(keras.layers.GlobalAveragePooling2D()(inp))
+    model = keras.Model(inp, out)
+    kernel = np.zeros((3, 2), "float32")
+    kernel[:, 0] = k
+    dense.set_weights([kernel, np.zeros(2, "float32")])
+    return model
+
+
+def p0(x, k=4.0):
+    logit = k * x.sum(-1).mean(axis=(1, 2))
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+@pytest.mark.parity
+def test_average_drop_and_increase_in_confidence_against_numpy():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(3, 4, 4, 3)).astype("float32")
+    maps = rng.uniform(size=(3, 4, 4)).astype("float32")
+    out = average_drop_increase_confidence(mean_model(), x, maps, targets=0)
+    y = p0(x)
+    for keep in (1.0, 0.5, 0.15):
+        flat = maps.reshape(3, -1)
+        th = np.quantile(flat, 1 - keep, axis=1)[:, None, None]
+        o = p0(x * np.where(maps >= th, maps, 0)[..., None])
+        pct = int(round(keep * 100))
+        np.testing.assert_allclose(out[f"average_drop@{pct}"], 100 * np.mean(np.maximum(0, y - o) / y), atol=1e-5)
+        np.testing.assert_allclose(out[f"increase_in_confidence@{pct}"], 100 * np.mean(o > y), atol=1e-5)
+
+
+@pytest.mark.parity
+def test_average_drop_hand_case():
+    # Full map of ones keeps the image: no drop, no increase. A map of 0.5 halves the logit.
+    x = np.full((1, 4, 4, 3), 0.25, "float32")  # logit 0 = 4 * 0.75 = 3
+    ones = average_drop_increase_confidence(mean_model(), x, np.ones((1, 4, 4)), keep=1.0)
+    assert ones == {"average_drop@100": pytest.approx(0.0, abs=1e-5), "increase_in_confidence@100": 0.0}
+    half = average_drop_increase_confidence(mean_model(), x, np.full((1, 4, 4), 0.5), keep=1.0)
+    y, o = 1 / (1 + np.exp(-3.0)), 1 / (1 + np.exp(-1.5))
+    np.testing.assert_allclose(half["average_drop@100"], 100 * (y - o) / y, atol=1e-5)
+    # Class 1 (logit fixed at 0) gains confidence when the image is darkened.
+    inc = average_drop_increase_confidence(mean_model(), x, np.full((1, 4, 4), 0.5), targets=1, keep=1.0)
+    assert inc["increase_in_confidence@100"] == 100.0 and inc["average_drop@100"] == 0.0
+
+
+@pytest.mark.parity
+def test_deletion_insertion_curves_against_numpy():
+    x = np.ones((1, 4, 4, 3), "float32")
+    maps = np.arange(16, dtype="float32").reshape(1, 4, 4)  # deletes from the last pixel backwards
+    r = deletion_insertion(mean_model(), x, maps, targets=0, steps=4)
+    frac = np.linspace(0, 1, 5)
+    # Deleting a fraction f of pixels (zeros baseline) leaves mean channel sum 3 * (1 - f).
+    np.testing.assert_allclose(r["deletion_curve"][0], 1 / (1 + np.exp(-12 * (1 - frac))), atol=1e-5)
+    np.testing.assert_allclose(r["insertion_curve"][0], 1 / (1 + np.exp(-12 * frac)), atol=1e-5)
+    np.testing.assert_allclose(r["deletion_auc"], np.trapezoid(r["deletion_curve"][0], frac), atol=1e-6)
+    np.testing.assert_allclose(r["fractions"], frac)
+
+
+def test_deletion_order_follows_the_map():
+    # Channel sum only in the left half: a map pointing there deletes evidence first.
+    x = np.zeros((2, 4, 4, 3), "float32")
+    x[:, :, :2] = 1.0
+    good = np.zeros((4, 4), "float32"); good[:, :2] = 1.0
+    bad = 1.0 - good
+    r = deletion_insertion(mean_model(), x, np.stack([good, bad]), targets=0, steps=8, baseline="blur", blur_sigma=1.0)
+    assert r["deletion_auc"][0] < r["deletion_auc"][1]
+    assert r["insertion_auc"][0] > r["insertion_auc"][1]
+
+
+@pytest.mark.parity
+def test_energy_in_mask_and_pointing_game():
+    maps = np.zeros((3, 4, 4), "float32")
+    maps[0, 0, 0] = 3.0; maps[0, 3, 3] = 1.0
+    maps[1, 3, 3] = 1.0
+    masks = np.zeros((3, 4, 4, 1), "float32")
+    masks[:, :2, :2] = 1.0
+    np.testing.assert_allclose(energy_in_mask(maps, masks), [0.75, 0.0, 0.0], atol=1e-7)
+    np.testing.assert_array_equal(pointing_game(maps, masks), [1.0, 0.0, 1.0])  # map 2 is flat: argmax (0, 0)
+    # (3, 3) is sqrt(8) ~ 2.83 px from the mask corner (1, 1).
+    np.testing.assert_array_equal(pointing_game(maps[1:2], masks[1:2], tolerance=2.8), [0.0])
+    np.testing.assert_array_equal(pointing_game(maps[1:2], masks[1:2], tolerance=2.9), [1.0])
+
+
+def test_metric_bad_inputs():
+    x = np.ones((1, 4, 4, 3), "float32")
+    with pytest.raises(ValueError, match=r"Expected `maps` of shape \(1, 4, 4\)"):
+        average_drop_increase_confidence(mean_model(), x, np.ones((1, 3, 3)))
+    with pytest.raises(ValueError, match="keep"):
+        average_drop_increase_confidence(mean_model(), x, np.ones((1, 4, 4)), keep=1.5)
+    with pytest.raises(ValueError, match=r"targets"):
+        deletion_insertion(mean_model(), x, np.ones((1, 4, 4)), targets=2)
+    with pytest.raises(ValueError, match="baseline"):
+        deletion_insertion(mean_model(), x, np.ones((1, 4, 4)), baseline="noise")
+    with pytest.raises(ValueError, match="masks"):
+        energy_in_mask(np.ones((1, 4, 4)), np.ones((1, 3, 3)))
+    with pytest.raises(ValueError, match="tolerance"):
+        pointing_game(np.ones((1, 4, 4)), np.ones((1, 4, 4)), tolerance=-1)

@@ -1,0 +1,82 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_priors as kp
+from keras_priors import priors, zoo
+
+
+def test_list_models_and_unknown_name():
+    assert "resnet_tiny" in zoo.list_models()
+    assert zoo.list_models("resnet5*") == ["resnet50", "resnet50v2"]
+    with pytest.raises(ValueError, match=r"Did you mean: resnet50"):
+        zoo.build("resnet5", num_classes=2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"num_classes": 0}, "num_classes"),
+    ({"num_classes": 2, "input_shape": (8, 8, 3)}, "at least 16x16"),
+    ({"num_classes": 2, "input_shape": (32, 32)}, "input_shape"),
+    ({"num_classes": 2, "priors": ["cam"]}, "keras_priors.priors objects"),
+    ({"num_classes": 2, "priors": [priors.CAMSuppression(classes=[5])]}, r"classes.*\[0, 1\]"),
+    ({"num_classes": 2, "priors": [priors.MaskDecoder(), priors.MaskDecoder()]}, "share a name"),
+])
+def test_bad_build_arguments(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        zoo.build("resnet_tiny", **{"input_shape": (32, 32, 3), **kwargs})
+
+
+def test_prior_argument_errors():
+    with pytest.raises(ValueError, match="beta"):
+        priors.ConfidencePenalty(beta=-1)
+    with pytest.raises(ValueError, match="weight"):
+        priors.MaskDecoder(weight=-0.5)
+    with pytest.raises(ValueError, match="fusion"):
+        priors.DualInput(fusion="max")
+    with pytest.raises(ValueError, match="smoothing"):
+        priors.LabelSmoothing(1.0)
+
+
+def test_outputs_and_training_only_heads():
+    model = zoo.build("resnet_tiny", num_classes=3, input_shape=(32, 32, 3), priors=[
+        priors.CAMSuppression(classes="true"), priors.MaskDecoder(), priors.Auxiliary(num_classes=4),
+        priors.FeatureContraction(), priors.SpatialAttention(),
+    ])
+    out = model.network.output
+    assert set(out) == {"logits", "cam", "part_mask", "aux_logits", "features", "attention"}
+    assert set(model.training_only) == {"part_mask", "aux_logits", "features", "attention"}
+    assert tuple(out["cam"].shape) == (None, 4, 4, 3)
+    assert tuple(out["logits"].shape) == (None, 3)
+    inf = model.inference_model()
+    assert set(inf.output) == {"logits", "probabilities", "cam"}
+    names = {layer.name for layer in inf.layers}
+    assert "part_mask_decoder" not in names and "auxiliary_head" not in names
+    assert "spatial_attention" in names  # the gate changes the features, so it stays
+
+
+def test_logits_are_cam_mean_plus_bias():
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    out = model(x)
+    bias = model.network.get_layer("classifier").bias
+    expected = np.asarray(out["cam"]).mean(axis=(1, 2)) + np.asarray(bias)
+    np.testing.assert_allclose(np.asarray(out["logits"]), expected, atol=1e-5)
+
+
+def test_keras_applications_entry_builds_offline():
+    model = zoo.build("mobilenetv3small", num_classes=5, input_shape=(64, 64, 3))
+    assert tuple(model.network.output["cam"].shape) == (None, 2, 2, 5)
+    assert set(model.backbone.output) == {"P2", "P3", "P4", "P5"}
+
+
+def test_preprocess_modes():
+    x = np.full((1, 2, 2, 3), 0.5, "float32")
+    np.testing.assert_allclose(zoo.Preprocess("tf")(x), 0.0)
+    np.testing.assert_allclose(zoo.Preprocess("scale_255")(x), 127.5)
+    caffe = np.asarray(zoo.Preprocess("caffe")(np.zeros((1, 1, 1, 3), "float32")))
+    np.testing.assert_allclose(caffe.ravel(), [-103.939, -116.779, -123.68], atol=1e-4)
+
+
+def test_top_level_api_example_names():
+    assert kp.zoo.build is zoo.build
+    assert hasattr(kp.priors, "CAMSuppression") and hasattr(kp.callbacks, "CAMImages")

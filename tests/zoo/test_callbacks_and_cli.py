@@ -1,0 +1,123 @@
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_priors import callbacks, priors, zoo
+from keras_priors.cli import main
+
+from harness import dict_dataset
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_cam_images_writes_tensorboard_images(kakapo32, tmp_path):
+    ds = dict_dataset(kakapo32)
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.CAMSuppression()])
+    model.compile(optimizer="adam")
+    model.fit(ds, epochs=2, verbose=0, callbacks=[callbacks.CAMImages(ds, log_dir=str(tmp_path), max_images=4)])
+    import tensorflow as tf
+
+    events = glob.glob(str(tmp_path / "cam" / "events.out.tfevents.*"))
+    assert events
+    steps = []
+    for event in tf.compat.v1.train.summary_iterator(events[0]):
+        for value in event.summary.value:
+            if value.tag == "cam/image_true_predicted":
+                steps.append(event.step)
+                shape = tf.io.decode_png(tf.make_tensor_proto(value.tensor).string_val[2]).shape
+    assert steps == [0, 1]
+    assert tuple(shape) == (4 * 32, 3 * 32, 3)
+
+
+def test_cam_overlay_grid_outlines_mask():
+    images = np.zeros((1, 8, 8, 3), "float32")
+    mask = np.zeros((1, 8, 8), "float32")
+    mask[0, 2:6, 2:6] = 1
+    grid = callbacks.cam_overlay_grid(images, np.ones((1, 8, 8)), np.ones((1, 8, 8)), mask)
+    assert grid.shape == (8, 24, 3)
+    assert np.allclose(grid[2, 3], (0, 1, 1))  # outline pixel in cyan
+    assert np.allclose(grid[0, 0], 0)
+
+
+def test_zoo_list_cli(capsys):
+    main(["zoo", "list", "resnet_*"])
+    out = capsys.readouterr().out
+    assert "resnet_tiny" in out and "resnet_small" in out and "vgg16" not in out
+
+
+def test_demo_quick(tmp_path, capsys):
+    from keras_priors.demo import run_demo
+
+    results = run_demo(out_dir=str(tmp_path), quick=True, verbose=0)
+    assert set(results) == {"plain", "cam_suppression+mask_decoder"}
+    for r in results.values():
+        assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["worst_group_accuracy"] <= 1.0
+        assert 0.0 <= r["cam_in_mask"] <= 1.0
+    assert os.path.exists(tmp_path / "exported" / "saved_model.pb")
+    assert json.load(open(tmp_path / "results.json"))["plain"]["n"] == 96
+    out = capsys.readouterr().out
+    assert "| model | test accuracy | worst-group accuracy" in out
+    assert f"tensorboard --logdir {tmp_path / 'logs'}" in out
+    assert glob.glob(str(tmp_path / "logs" / "plain" / "train" / "events.*"))
+
+
+RECIPE = """
+model = "resnet_tiny"
+num_classes = 2
+input_shape = [32, 32, 3]
+[data]
+name = "kakapo"
+train_samples = 256
+test_samples = 32
+batch_size = 32
+[train]
+epochs = {epochs}
+learning_rate = 0.001
+[[priors]]
+type = "CAMSuppression"
+classes = [0]
+"""
+
+
+def test_train_resumes_after_sigkill(tmp_path):
+    """Kill training mid-run with SIGKILL; a rerun resumes after the last finished epoch."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(RECIPE.format(epochs=40))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "keras_priors.cli", "train", "--recipe", str(recipe), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": REPO, "KERAS_BACKEND": "tensorflow"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 40
+    assert not (out / "model.keras").exists()
+    recipe.write_text(RECIPE.format(epochs=done + 1))
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Resuming from" in result.stdout and f"{done} epoch(s) already done" in result.stdout
+    assert json.loads(state.read_text())["epochs_done"] == done + 1
+    assert (out / "model.keras").exists()
+
+
+def test_train_bad_recipe(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "resnet_tiny"\nnum_classes = 2\n[data]\nname = "imagenet"\n')
+    with pytest.raises(ValueError, match=r"data.name in \['kakapo'\]. Received: 'imagenet'"):
+        main(["train", "--recipe", str(bad), "--out", str(tmp_path / "o")])
+    bad.write_text('model = "resnet_tiny"\nnum_classes = 2\n[data]\nname = "kakapo"\n[[priors]]\ntype = "Nope"\n')
+    with pytest.raises(ValueError, match="Unknown prior type"):
+        main(["train", "--recipe", str(bad), "--out", str(tmp_path / "o")])
