@@ -80,6 +80,33 @@ def _read_images(path, size):
     return files, np.stack(images)
 
 
+def _classifier_of(model):
+    """(logits model taking images, zoo model or None): explainers need one image input and one output."""
+    import keras
+
+    if hasattr(model, "inference_model"):
+        inf = model.inference_model(include_cam=False)
+        if len(inf.inputs) != 1:
+            raise SystemExit("error: --model: explainers need a single-input classifier; this model also takes a part box")
+        return keras.Model(inf.input["image"], inf.output["logits"]), model
+    return model, None
+
+
+def _zoo_cam(model, images):
+    """CAM of the predicted class straight from a zoo model's ``cam`` output, in [0, 1] at image size."""
+    import numpy as np
+
+    from keras_priors.callbacks.cam_images import class_maps
+
+    logits = np.asarray(model({"image": images})["logits"])
+    pred = (logits[:, 0] > 0).astype(int) if logits.shape[-1] == 1 else logits.argmax(-1)
+    _, cam_pred, _ = class_maps(model, {"image": images, "label": pred})
+    cam_pred = np.maximum(cam_pred, 0)
+    low = cam_pred.min(axis=(1, 2), keepdims=True)
+    span = cam_pred.max(axis=(1, 2), keepdims=True) - low
+    return np.where(span > 0, (cam_pred - low) / np.maximum(span, 1e-12), 0.0).astype("float32")
+
+
 def _cmd_explain(args):
     import numpy as np
     import tensorflow as tf
@@ -87,35 +114,26 @@ def _cmd_explain(args):
     from keras_priors.explain import average_drop_increase_confidence, get_explainer, overlay
 
     model = _load(args.model)
-    classifier = model.inference_model(include_cam=False) if hasattr(model, "inference_model") else model
-    output = "logits" if isinstance(classifier.output, dict) else None
+    classifier, zoo_model = _classifier_of(model)
     size = tuple(classifier.inputs[0].shape[1:3])
     files, images = _read_images(args.images, size)
-    kwargs = {"layer": args.layer}
-    if output:
-        kwargs["output"] = output
-    explainer = get_explainer(args.method)(classifier, **kwargs)
-    maps = explainer(images)
+    if args.method.lower() == "cam" and zoo_model is not None:
+        maps = _zoo_cam(zoo_model, images)
+    else:
+        maps = get_explainer(args.method)(classifier, layer=args.layer)(images)
     os.makedirs(args.out, exist_ok=True)
     for f, img, m in zip(files, images, maps):
         name = os.path.splitext(os.path.basename(f))[0]
-        png = tf.io.encode_png(overlay(img, m)).numpy()
         dest = os.path.join(args.out, f"{name}_{args.method}.png")
         with open(dest + ".tmp", "wb") as fh:
-            fh.write(png)
+            fh.write(tf.io.encode_png(overlay(img, m)).numpy())
         os.replace(dest + ".tmp", dest)
-    scores = average_drop_increase_confidence(classifier if not output else _logits_only(classifier), images, maps)
-    print(f"Wrote {len(files)} overlay(s) to {args.out}")
+    scores = average_drop_increase_confidence(classifier, images, maps)
+    print(f"Wrote {len(files)} overlay(s) to {os.path.abspath(args.out)}")
     print("| metric | value |\n|---|---|")
     for k, v in scores.items():
         if np.ndim(v) == 0:
             print(f"| {k} | {float(v):.2f} |")
-
-
-def _logits_only(model):
-    import keras
-
-    return keras.Model(model.inputs, model.output["logits"])
 
 
 def _cmd_rf(args):

@@ -69,7 +69,9 @@ def check_arrays(data: dict, num_classes: int | None = None, name: str = "data")
         raise ValueError(f"Expected `{name}` to have an 'image' key. Received keys: {sorted(data)}")
     n = len(data["image"])
     if n == 0:
-        raise ValueError(f"`{name}` is empty: expected at least one example. Received: image.shape={np.shape(data['image'])}")
+        raise ValueError(
+            f"`{name}` is empty: expected at least one example. Received: image.shape={np.shape(data['image'])}"
+        )
     image_shape = np.shape(data["image"])
     if len(image_shape) != 4:
         raise ValueError(f"Expected `{name}['image']` of shape (N, H, W, C). Received: shape={image_shape}")

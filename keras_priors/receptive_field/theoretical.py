@@ -691,7 +691,7 @@ def load_model_for_rf(model_or_path_or_name, input_shape=None) -> keras.Model:
 
 
 def rf_table_for(model_or_path_or_name, input_shape: Sequence[int] | None = None,
-                 spatial_only: bool = True) -> str:
+                 spatial_only: bool = True, on_misaligned: str = "flag") -> str:
     """Receptive field table for a model, a saved model path or a keras.applications name.
 
     Args:
@@ -701,6 +701,8 @@ def rf_table_for(model_or_path_or_name, input_shape: Sequence[int] | None = None
             ``weights=None``).
         input_shape: optional input size ``(H, W)`` or ``(H, W, C)``.
         spatial_only: drop rows of layers that do not change the receptive field.
+        on_misaligned: ``"flag"`` (default: misaligned merges are marked
+            MISALIGNED in the table) or ``"raise"``.
 
     Returns:
         A Markdown table (see `format_table`) headed by the model name.
@@ -709,5 +711,5 @@ def rf_table_for(model_or_path_or_name, input_shape: Sequence[int] | None = None
     >>> print(rf_table_for("VGG16", input_shape=(224, 224, 3)))  # doctest: +SKIP
     """
     model = load_model_for_rf(model_or_path_or_name, input_shape)
-    rfs = compute_receptive_fields(model, input_shape=input_shape)
+    rfs = compute_receptive_fields(model, input_shape=input_shape, on_misaligned=on_misaligned)
     return f"Receptive fields of {model.name}\n\n" + format_table(rfs, spatial_only=spatial_only)

@@ -102,7 +102,9 @@ def test_dataset_examples(tmp_path):
     part = ex["part_mask"][..., 0] > 0
     coords = np.arange(16) / 15
     y1, x1, y2, x2 = ex["part_box"]
-    expected = ((coords >= y1 - 1e-6) & (coords <= y2 + 1e-6))[:, None] & ((coords >= x1 - 1e-6) & (coords <= x2 + 1e-6))[None]
+    in_y = (coords >= y1 - 1e-6) & (coords <= y2 + 1e-6)
+    in_x = (coords >= x1 - 1e-6) & (coords <= x2 + 1e-6)
+    expected = in_y[:, None] & in_x[None]
     np.testing.assert_array_equal(part, expected)
     # Second image has no visible head part: fallback to the bird box.
     np.testing.assert_allclose(examples[1]["part_box"], [5 / 29, 2 / 39, 25 / 29, 20 / 39], rtol=1e-5)
@@ -129,7 +131,7 @@ def test_errors(tmp_path):
     bad = os.path.join(root, "images", IMAGES[0][1])
     with open(bad, "wb") as f:
         f.write(b"not a jpeg at all")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not decode image file .*Black_Footed_Albatross_0001_1.jpg"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not decode image file .*Albatross_0001_1.jpg"):
         list(cub200(root, "train", image_size=16, shuffle=False))
     with pytest.raises(ValueError, match="Black_Footed_Albatross_0001_1.jpg"):
         cub200(root, "train", image_size=16, check_files=True)
@@ -157,7 +159,8 @@ def test_segmentation_errors(tmp_path):
     root = make_cub(tmp_path / "CUB_200_2011")
     seg = os.path.join(root, "segmentations", os.path.splitext(IMAGES[2][1])[0] + ".png")
     tf.io.write_file(seg, tf.io.encode_png(np.zeros((10, 10, 1), np.uint8)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"does not match its image.*expected size \(30, 40\), received \(10, 10\)"):
+    match = r"does not match its image.*expected size \(30, 40\), received \(10, 10\)"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match):
         list(cub200(root, "train", image_size=16, shuffle=False))
     os.remove(seg)
     with pytest.raises(FileNotFoundError, match="Segmentation not found for image_id=3"):

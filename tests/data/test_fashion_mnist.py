@@ -70,7 +70,8 @@ def test_corrupt_files(tmp_path):
 
 
 def test_missing_files_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"Looked in: \[.*empty.*\].*apt-get install dataset-fashion-mnist.*path="):
+    match = r"Looked in: \[.*empty.*\].*apt-get install dataset-fashion-mnist.*path="
+    with pytest.raises(FileNotFoundError, match=match):
         fm.load_fashion_mnist(str(tmp_path / "empty"))
     with pytest.raises(ValueError, match="split='val'"):
         fm.load_fashion_mnist(str(tmp_path), split="val")

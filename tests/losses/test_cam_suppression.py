@@ -257,7 +257,6 @@ def test_pack_mask_and_label_in_tf_data():
     np.testing.assert_array_equal(packed[..., 0], 1.0)
 
 
-@pytest.mark.parity
 def test_in_compile_of_functional_model():
     """CAMSuppression in ``compile(loss={...})`` of a two-output model, value and a fit step."""
     rng = np.random.default_rng(4)

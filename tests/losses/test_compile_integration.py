@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_priors.losses import ConfidencePenalty, FeatureContraction, MaskLoss
+from keras_priors.losses import CAMSuppression, ConfidencePenalty, FeatureContraction, MaskLoss, pack_mask_and_label
+from keras import ops
 
 
 @pytest.mark.parity
@@ -18,7 +19,9 @@ def test_losses_in_compile_dict_value_and_fit():
     mask_logits = keras.layers.Conv2D(1, 1, name="mask")(features)
     logits = keras.layers.GlobalAveragePooling2D(name="logits")(features)
     logits_cp = keras.layers.Identity(name="logits_cp")(logits)
-    model = keras.Model(inp, {"logits": logits, "logits_cp": logits_cp, "features": features, "mask": mask_logits})
+    cam = keras.layers.Identity(name="cam")(features)
+    outputs = {"logits": logits, "logits_cp": logits_cp, "features": features, "mask": mask_logits, "cam": cam}
+    model = keras.Model(inp, outputs)
     model.compile(
         optimizer=keras.optimizers.SGD(0.01),
         loss={
@@ -26,9 +29,11 @@ def test_losses_in_compile_dict_value_and_fit():
             "logits_cp": ConfidencePenalty(beta=0.5),
             "features": FeatureContraction(weight=0.1, feature_reduction="mean"),
             "mask": MaskLoss(),
+            "cam": CAMSuppression(classes="true", power=2),
         },
     )
-    y = {"logits": labels, "logits_cp": labels, "features": labels, "mask": mask}  # dummies where ignored
+    packed = ops.convert_to_numpy(pack_mask_and_label(mask, labels))
+    y = {"logits": labels, "logits_cp": labels, "features": labels, "mask": mask, "cam": packed}  # dummies where ignored
     logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
 
     out = {k: v.astype("float64") for k, v in model.predict(x, verbose=0).items()}
@@ -42,6 +47,9 @@ def test_losses_in_compile_dict_value_and_fit():
     dice = 1 - (2 * (p * t).sum((1, 2, 3)) + 1) / (p.sum((1, 2, 3)) + t.sum((1, 2, 3)) + 1)
     bce = -(t * np.log(p) + (1 - t) * np.log(1 - p)).mean((1, 2, 3))
     ml = (dice + bce).mean()
-    np.testing.assert_allclose(logs["loss"], ce + cp + fc + ml, atol=1e-5)
+    ev = np.maximum(out["cam"][np.arange(4), :, :, labels], 0) ** 2  # (B, 4, 4): true-class evidence
+    outside = 1 - t[..., 0]
+    cs = ((ev * outside).sum((1, 2)) / outside.sum((1, 2))).mean()
+    np.testing.assert_allclose(logs["loss"], ce + cp + fc + ml + cs, atol=1e-5)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -161,6 +161,9 @@ def test_merges_misaligned_are_reported():
     rfs = compute_receptive_fields(m, on_misaligned="flag")
     assert not rfs["add"].aligned and any("not aligned" in n for n in rfs["add"].notes)
     assert "MISALIGNED" in format_table(rfs)
+    assert "MISALIGNED" in rf_table_for(m)  # the CLI table flags instead of failing
+    with pytest.raises(ReceptiveFieldAlignmentError):
+        rf_table_for(m, on_misaligned="raise")
     # Different strides.
     s2 = L.Conv2D(1, 1, strides=2, name="s2")(x)  # 4x4, j=2
     c4 = L.Cropping2D(2, name="c4")(x)            # 4x4, j=1
@@ -335,6 +338,12 @@ def test_format_table_and_rf_table_for_saved_model(tmp_path):
     text = rf_table_for(path)
     assert text.startswith("Receptive fields of tiny") and "| c | Conv2D |" in text
     assert isinstance(rfs["c"], ReceptiveField)
+
+
+def test_rf_table_for_zoo_name():
+    pytest.importorskip("keras_priors.zoo")
+    text = rf_table_for("resnet_tiny", input_shape=(32, 32, 3))
+    assert text.startswith("Receptive fields of resnet_tiny") and "| stem_conv | Conv2D | 32 | 3 | 1 | 1 | 0 |" in text
 
 
 # ---------------------------------------------------------------- published values

@@ -121,3 +121,24 @@ def test_train_bad_recipe(tmp_path):
     bad.write_text('model = "resnet_tiny"\nnum_classes = 2\n[data]\nname = "kakapo"\n[[priors]]\ntype = "Nope"\n')
     with pytest.raises(ValueError, match="Unknown prior type"):
         main(["train", "--recipe", str(bad), "--out", str(tmp_path / "o")])
+
+
+def test_explain_cli_writes_overlays_and_metrics(kakapo32, tmp_path, capsys):
+    import tensorflow as tf
+
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.MaskDecoder(levels=2)])
+    model.save(str(tmp_path / "m.keras"))
+    (tmp_path / "imgs").mkdir()
+    for i in range(2):
+        tf.io.write_file(str(tmp_path / "imgs" / f"b{i}.png"),
+                         tf.io.encode_png((kakapo32["image"][i] * 255).astype("uint8")))
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")
+    for method in ("gradcam", "cam"):
+        main(["explain", "--model", str(tmp_path / "m.keras"), "--images", str(tmp_path / "imgs"),
+              "--method", method, "--out", str(tmp_path / "out")])
+    assert sorted(os.listdir(tmp_path / "out")) == ["b0_cam.png", "b0_gradcam.png", "b1_cam.png", "b1_gradcam.png"]
+    png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "b0_gradcam.png")))
+    assert tuple(png.shape) == (32, 32, 3)
+    assert "| average_drop@15 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no such file"):
+        main(["explain", "--model", str(tmp_path / "nope.keras"), "--images", str(tmp_path / "imgs")])
