@@ -31,6 +31,8 @@ part mask in the ``tf.image.crop_and_resize`` convention (pixel index divided by
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -329,6 +331,7 @@ def make_kakapo(
     kakapo_fraction: float = 0.5,
     noise: float = 0.03,
     chunk_size: int = 256,
+    num_threads: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Generate synthetic kakapo images and their annotations as numpy arrays.
 
@@ -343,7 +346,10 @@ def make_kakapo(
         hard_fraction: fraction of hard cases (small, occluded or noisy birds).
         kakapo_fraction: fraction of images with ``label == 0``.
         noise: standard deviation of the pixel noise of ordinary images.
-        chunk_size: images rasterised at once (bounds memory).
+        chunk_size: images rasterised at once (bounds memory). The images
+            depend on it (each chunk has its own random stream).
+        num_threads: threads drawing chunks in parallel; None uses every CPU.
+            The output does not depend on it.
 
     Returns:
         Dict with ``image`` (N, S, S, 3) float32 in [0, 1], ``label``,
@@ -366,6 +372,8 @@ def make_kakapo(
     kakapo_fraction = check_fraction("kakapo_fraction", kakapo_fraction, "make_kakapo")
     noise = check_non_negative("noise", noise, "make_kakapo")
     chunk_size = check_positive_int("chunk_size", chunk_size, "make_kakapo")
+    if num_threads is not None:
+        num_threads = check_positive_int("num_threads", num_threads, "make_kakapo")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"make_kakapo: Expected `seed` to be an integer. Received: seed={seed!r}")
 
@@ -382,12 +390,24 @@ def make_kakapo(
     }
     coords = np.arange(s, dtype=np.float32) / np.float32(s - 1)
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    for start in range(0, num_samples, chunk_size):
-        sl = slice(start, min(start + chunk_size, num_samples))
-        chunk = {k: v[sl] for k, v in params.items()}
-        drawn = _draw_chunk(rng, chunk, s, yy, xx)
+    starts = list(range(0, num_samples, chunk_size))
+    # One independent stream per chunk: the result does not depend on num_threads.
+    chunk_rngs = [np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(len(starts))]
+
+    def draw(i):
+        sl = slice(starts[i], min(starts[i] + chunk_size, num_samples))
+        drawn = _draw_chunk(chunk_rngs[i], {k: v[sl] for k, v in params.items()}, s, yy, xx)
         for k, v in drawn.items():
             out[k][sl] = v
+
+    threads = min(num_threads or os.cpu_count() or 1, len(starts))
+    if threads > 1:
+        # numpy releases the GIL inside its array loops, so chunks overlap on several cores.
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(draw, range(len(starts))))
+    else:
+        for i in range(len(starts)):
+            draw(i)
 
     out["label"] = label
     out["aux_label"] = params["aux_label"].astype(np.int32)

@@ -13,7 +13,14 @@ from keras import layers
 
 
 def _conv_bn_relu(x, filters, kernel_size, strides, name):
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    if strides > 1:
+        # Symmetric explicit padding: 'same' with stride 2 on an even map pads only on the
+        # right, which would put this branch's unit centres one pixel off the 1x1 shortcut's.
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid", use_bias=False,
+                          name=f"{name}_conv")(x)
+    else:
+        x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 

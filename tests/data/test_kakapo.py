@@ -37,6 +37,11 @@ def test_deterministic_by_seed():
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
     assert not np.array_equal(a["image"], c["image"])
+    # Threads do not change the result.
+    d = make_kakapo(20, image_size=32, seed=7, chunk_size=6, num_threads=1)
+    e = make_kakapo(20, image_size=32, seed=7, chunk_size=6, num_threads=3)
+    for k in a:
+        np.testing.assert_array_equal(d[k], e[k])
 
 
 @pytest.mark.parity

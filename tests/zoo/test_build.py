@@ -80,3 +80,15 @@ def test_preprocess_modes():
 def test_top_level_api_example_names():
     assert kp.zoo.build is zoo.build
     assert hasattr(kp.priors, "CAMSuppression") and hasattr(kp.callbacks, "CAMImages")
+
+
+@pytest.mark.parametrize("name", ["resnet_tiny", "resnet_small"])
+def test_tiny_backbones_have_aligned_residual_branches(name):
+    """Main and shortcut branches must see the same input centres (the RF walk raises otherwise)."""
+    from keras_priors.receptive_field import compute_receptive_fields
+
+    backbone = zoo.get_spec(name).builder((64, 64, 3))
+    rfs = compute_receptive_fields(backbone, input_shape=(64, 64, 3), on_misaligned="raise")
+    assert all(rf.aligned for rf in rfs.values())
+    last = rfs["stage3_block1_out" if name == "resnet_tiny" else "stage3_block2_out"]
+    assert last.stride == (8, 8)

@@ -1,0 +1,38 @@
+"""Zoo training on whichever backend runs the tests (the parity subset runs these on JAX)."""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_priors import callbacks, priors, zoo
+
+
+@pytest.mark.parity
+def test_fit_with_priors_on_this_backend(kakapo32, tmp_path):
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[
+        priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8),
+        priors.Auxiliary(num_classes=5, exclude_classes=[0]), priors.ConfidencePenalty(0.1),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = {k: v for k, v in kakapo32.items()}
+    cb = callbacks.CAMImages({k: v[:4] for k, v in data.items()}, log_dir=str(tmp_path))
+    history = model.fit(data, batch_size=16, epochs=2, verbose=0, callbacks=[cb])
+    for key in ("cam_suppression_loss", "mask_decoder_loss", "auxiliary_loss", "confidence_penalty_loss"):
+        assert np.all(np.isfinite(history.history[key])), key
+    assert history.history["loss"][1] < history.history["loss"][0]
+    out = model({"image": data["image"][:4]})
+    bias = np.asarray(model.network.get_layer("classifier").bias)
+    np.testing.assert_allclose(np.asarray(out["logits"]), np.asarray(out["cam"]).mean(axis=(1, 2)) + bias, atol=1e-5)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)({"image": data["image"][:4]})["logits"]),
+                               np.asarray(out["logits"]), atol=1e-5)
+
+
+@pytest.mark.parity
+def test_missing_key_error_on_this_backend(kakapo32):
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.MaskDecoder()])
+    model.compile(optimizer="adam")
+    data = {k: v for k, v in kakapo32.items() if k != "part_mask"}
+    with pytest.raises(ValueError, match=r"MaskDecoder needs the data key\(s\) \['part_mask'\]"):
+        model.fit(data, batch_size=16, epochs=1, verbose=0)
