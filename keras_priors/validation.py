@@ -28,7 +28,7 @@ def check_one_of(name: str, value, allowed, owner: str | None = None):
     prefix = f"{owner}: " if owner else ""
     if value not in allowed:
         raise ValueError(
-            f"{prefix}Expected `{name}` to be one of {sorted(allowed)}. Received: {name}={value!r}"
+            f"{prefix}Expected `{name}` to be one of {sorted(allowed, key=str)}. Received: {name}={value!r}"
         )
     return value
 

@@ -15,7 +15,7 @@ class MaskDecoderHead(keras.layers.Layer):
     """Decode mask logits from one to several backbone feature levels (FPN / U-Net style).
 
     Each level gets a lateral 1x1 convolution to ``filters`` channels; from the
-    coarsest level down, the running map is bilinearly upsampled to the next
+    coarsest level down, the running map is upsampled (nearest neighbour, as in FPN) to the next
     finer level and added to it; a 3x3 convolution (ReLU) smooths the finest
     map and a 1x1 convolution gives ``num_masks`` logits, optionally resized to
     ``output_size``. Train it jointly with the classifier on a mask loss with
@@ -113,8 +113,7 @@ class MaskDecoderHead(keras.layers.Layer):
         x = laterals[-1]
         for lateral in reversed(laterals[:-1]):
             size = (lateral.shape[1], lateral.shape[2])
-            if x.shape[1] != size[0] or x.shape[2] != size[1]:
-                x = ops.image.resize(x, size, interpolation="bilinear")
+            x = _upsample_to(x, size)
             x = x + lateral
         x = self.smooth(x)
         logits = self.classifier(x)
@@ -138,3 +137,18 @@ class MaskDecoderHead(keras.layers.Layer):
             }
         )
         return config
+
+
+def _upsample_to(x, size):
+    """Nearest-neighbour upsampling to ``size`` (the FPN top-down choice, Lin et al. 2017).
+
+    Integer factors use ``repeat``, which keeps float16 in float16: a bilinear
+    resize computes in float32 and, under mixed precision with XLA, its
+    gradient meets float16 gradients in one sum that XLA rejects.
+    """
+    h, w = x.shape[1], x.shape[2]
+    if h == size[0] and w == size[1]:
+        return x
+    if h and w and size[0] % h == 0 and size[1] % w == 0:
+        return ops.repeat(ops.repeat(x, size[0] // h, axis=1), size[1] // w, axis=2)
+    return ops.image.resize(x, size, interpolation="nearest")

@@ -36,29 +36,29 @@ def test_exact_rectangles(method):
 
 @pytest.mark.parity
 def test_margin_clip_empty_and_logits():
-    mask = _rect_mask(10, 12, RECTS[:2])
+    mask = _rect_mask(10, 12, RECTS[:3])
     mask = np.concatenate([mask, np.zeros_like(mask[:1])])  # + an empty mask
     box = ops.convert_to_numpy(MaskToBox(margin=0.1)(mask))
-    want = _expected(RECTS[:2], 10, 12) + np.array([-0.1, -0.1, 0.1, 0.1], "float32")
-    np.testing.assert_allclose(box[:2], np.clip(want, 0, 1), atol=1e-5)
-    np.testing.assert_allclose(box[2], [0, 0, 1, 1], atol=1e-6)
+    want = _expected(RECTS[:3], 10, 12) + np.array([-0.1, -0.1, 0.1, 0.1], "float32")
+    np.testing.assert_allclose(box[:3], np.clip(want, 0, 1), atol=1e-5)
+    np.testing.assert_allclose(box[3], [0, 0, 1, 1], atol=1e-6)
     box_e = ops.convert_to_numpy(MaskToBox(method="extent")(mask))
-    np.testing.assert_allclose(box_e[2], [0, 0, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(box_e[3], [0, 0, 1, 1], atol=1e-6)
     logits = np.where(mask > 0.5, 20.0, -20.0).astype("float32")
     box_l = ops.convert_to_numpy(MaskToBox(from_logits=True)(logits))
-    np.testing.assert_allclose(box_l[:2], _expected(RECTS[:2], 10, 12), atol=1e-5)
+    np.testing.assert_allclose(box_l[:3], _expected(RECTS[:3], 10, 12), atol=1e-5)
 
 
 @pytest.mark.parity
 def test_soft_mask_moments_match_numpy(rng):
-    mask = rng.uniform(size=(2, 6, 7, 1)).astype("float32")
+    mask = rng.uniform(size=(4, 10, 12, 1)).astype("float32")
     box = ops.convert_to_numpy(MaskToBox(num_std=1.0)(mask))
     m = mask[0, ..., 0].astype("float64")
     rows = m.sum(1)
-    mean = (rows * np.arange(6)).sum() / rows.sum()
-    var = (rows * (np.arange(6) - mean) ** 2).sum() / rows.sum()
+    mean = (rows * np.arange(10)).sum() / rows.sum()
+    var = (rows * (np.arange(10) - mean) ** 2).sum() / rows.sum()
     half = max(np.sqrt(var + 1 / 12) - 0.5, 0.0)
-    np.testing.assert_allclose(box[0, [0, 2]], np.clip([(mean - half) / 5, (mean + half) / 5], 0, 1), atol=1e-5)
+    np.testing.assert_allclose(box[0, [0, 2]], np.clip([(mean - half) / 9, (mean + half) / 9], 0, 1), atol=1e-5)
 
 
 def test_threshold_extent():

@@ -36,3 +36,17 @@ def test_missing_key_error_on_this_backend(kakapo32):
     data = {k: v for k, v in kakapo32.items() if k != "part_mask"}
     with pytest.raises(ValueError, match=r"MaskDecoder needs the data key\(s\) \['part_mask'\]"):
         model.fit(data, batch_size=16, epochs=1, verbose=0)
+
+
+def test_fit_mixed_precision_and_xla(kakapo32):
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[
+            priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8), priors.ConfidencePenalty(0.1)])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert keras.backend.standardize_dtype(model.network.output["cam"].dtype) == "float16"
+    model.compile(optimizer="adam", jit_compile=True)
+    history = model.fit({k: v for k, v in kakapo32.items()}, batch_size=16, epochs=1, verbose=0)
+    for key in ("loss", "cam_suppression_loss", "mask_decoder_loss"):
+        assert np.isfinite(history.history[key][0]), key
