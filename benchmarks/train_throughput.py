@@ -81,8 +81,14 @@ def rows_for(configs, per_round, first, params, batch_size, device):
     rows = []
     for name, (model_name, prior_set, size) in configs.items():
         base = next(n for n, c in configs.items() if c[0] == model_name and c[1] == "none" and c[2] == size)
+        if name not in per_round:  # its warm-up raised: first[name] holds the error
+            rows.append([model_name, f"{size}", prior_set, device, first[name]] + ["-"] * 4
+                        + [f"{params[name]:,}", "-"])
+            continue
         q1, med, q3 = _common.quantiles(per_round[name])
-        if name == base:
+        if base not in per_round:
+            ratio, ratio_spread = "- (no baseline)", "-"
+        elif name == base:
             ratio, ratio_spread = "1.00", "-"
         else:
             r1, r, r3 = _common.quantiles(_common.paired_ratios(per_round, name, base))

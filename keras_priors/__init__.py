@@ -6,4 +6,4 @@ Sub-packages: ``data``, ``layers``, ``losses``, ``metrics``, ``priors``, ``zoo``
 
 __version__ = "0.1.0.dev0"
 
-from keras_priors import callbacks, data, explain, layers, losses, metrics, priors, zoo  # noqa: F401,E402
+from keras_priors import callbacks, data, explain, layers, losses, maxl, metrics, priors, receptive_field, zoo  # noqa: F401,E402

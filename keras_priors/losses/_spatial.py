@@ -49,15 +49,19 @@ def packed_label(y_true):
     return ops.cast(ops.round(y_true[:, 0, 0, 1]), "int32")
 
 
-def class_evidence(cam):
+def class_evidence(cam, relative: bool = False):
     """Per-class positive evidence (B, h, w, K'); a single-logit CAM gives K' = 2.
 
     With ``K == 1`` the CAM's negative part is evidence for class 0 and its
     positive part evidence for class 1, so channel 0 is ``relu(-cam)`` and
-    channel 1 is ``relu(cam)``. With ``K >= 2`` it is ``relu(cam)``.
+    channel 1 is ``relu(cam)``. With ``K >= 2`` it is ``relu(cam)``, or with
+    ``relative=True`` ``relu(cam_k - mean_j cam_j)``: what moves the softmax
+    towards class k (a shift shared by all classes changes no probability).
     """
     if cam.shape[-1] == 1:
         return ops.concatenate([ops.relu(-cam), ops.relu(cam)], axis=-1)
+    if relative:
+        return ops.relu(cam - ops.mean(cam, axis=-1, keepdims=True))
     return ops.relu(cam)
 
 

@@ -14,6 +14,7 @@ from keras_priors.validation import check_non_negative, check_one_of
 
 _OWNER = "CAMSuppression"
 _NORMALIZE = ("outside_area", "area", "none")
+_EVIDENCE = ("positive", "relative")
 
 
 def _check_classes(classes, owner=_OWNER):
@@ -90,8 +91,8 @@ def _selection(classes, labels, num_classes, owner):
     return ops.convert_to_tensor(sel)
 
 
-def _suppression(cam, cells, selection, normalize, power):
-    evidence = _spatial.class_evidence(cam)  # (B, h, w, K')
+def _suppression(cam, cells, selection, normalize, power, evidence_mode="positive"):
+    evidence = _spatial.class_evidence(cam, relative=evidence_mode == "relative")  # (B, h, w, K')
     if power == 2:
         evidence = ops.square(evidence)
     elif power != 1:
@@ -115,6 +116,7 @@ def cam_suppression(
     normalize: str = "outside_area",
     power: float = 1,
     weight: float = 1.0,
+    evidence: str = "positive",
 ):
     """Per-sample CAM suppression penalty (function form of ``CAMSuppression``).
 
@@ -128,6 +130,7 @@ def cam_suppression(
         normalize: ``"outside_area"``, ``"area"`` or ``"none"``.
         power: 1 (L1) or 2 (squared) or any value >= 1.
         weight: non-negative multiplier.
+        evidence: ``"positive"`` or ``"relative"`` (see ``CAMSuppression``).
 
     Returns:
         float32 tensor (B,) of per-sample penalties (take the mean for a scalar).
@@ -137,6 +140,7 @@ def cam_suppression(
     check_one_of("normalize", normalize, _NORMALIZE, owner=owner)
     power = _check_power(power, owner)
     weight = check_non_negative("weight", weight, owner=owner)
+    check_one_of("evidence", evidence, _EVIDENCE, owner=owner)
     cam = ops.cast(cam, "float32")
     cells, packed = _spatial.standardize_mask(mask, cam, owner, arg="mask")
     if classes == "true":
@@ -150,7 +154,7 @@ def cam_suppression(
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
     num_classes = 2 if cam.shape[-1] == 1 else cam.shape[-1]
     selection = _selection(classes, labels, num_classes, owner)
-    return weight * _suppression(cam, cells, selection, normalize, power)
+    return weight * _suppression(cam, cells, selection, normalize, power, evidence)
 
 
 @keras_priors_export("keras_priors.losses.CAMSuppression")
@@ -189,6 +193,14 @@ class CAMSuppression(keras.losses.Loss):
             ``"area"`` (mean over all h*w cells) or ``"none"`` (sum).
         power: exponent on the evidence, 1 (L1, default) or 2 (squared); >= 1.
         weight: non-negative multiplier of the loss.
+        evidence: ``"positive"`` (default): class k's evidence is
+            ``relu(cam_k)``. ``"relative"`` (K >= 2): ``relu(cam_k - mean_j cam_j)``,
+            the part that moves the softmax towards k. With positive evidence a
+            softmax network can still use the background through *negative*
+            CAM values of the other classes (measured on kakapo: suppressing
+            both classes' positive evidence drove the CAM negative everywhere
+            and left the shortcut in place); relative evidence closes that
+            door. For a single-logit CAM both modes are the same.
         reduction: Keras reduction over the batch.
         name: loss name.
         dtype: computation dtype (float32 by default, also for float16 CAMs).
@@ -212,11 +224,13 @@ class CAMSuppression(keras.losses.Loss):
         normalize: str = "outside_area",
         power: float = 1,
         weight: float = 1.0,
+        evidence: str = "positive",
         reduction: str = "sum_over_batch_size",
         name: str = "cam_suppression",
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.evidence = check_one_of("evidence", evidence, _EVIDENCE, owner=_OWNER)
         self.classes = _check_classes(classes)
         self.normalize = check_one_of("normalize", normalize, _NORMALIZE, owner=_OWNER)
         self.power = _check_power(power)
@@ -232,7 +246,7 @@ class CAMSuppression(keras.losses.Loss):
             )
         num_classes = 2 if cam.shape[-1] == 1 else cam.shape[-1]
         selection = _selection(self.classes, labels, num_classes, _OWNER)
-        return self.weight * _suppression(cam, cells, selection, self.normalize, self.power)
+        return self.weight * _suppression(cam, cells, selection, self.normalize, self.power, self.evidence)
 
     def get_config(self):
         return {
@@ -241,4 +255,5 @@ class CAMSuppression(keras.losses.Loss):
             "normalize": self.normalize,
             "power": self.power,
             "weight": self.weight,
+            "evidence": self.evidence,
         }

@@ -24,6 +24,10 @@ class CAMSuppression(Prior):
         normalize: ``"outside_area"``, ``"area"`` or ``"none"`` (see
             ``keras_priors.losses.CAMSuppression``).
         power: 1 (L1) or 2 (squared) penalty.
+        evidence: ``"positive"`` (``relu(cam_k)``) or ``"relative"``
+            (``relu(cam_k - mean_j cam_j)``, what moves the softmax; use it to
+            take every class's evidence off the background, see
+            ``keras_priors.losses.CAMSuppression``).
         name: term name in logs (default ``"cam_suppression"``).
 
     Example:
@@ -35,7 +39,8 @@ class CAMSuppression(Prior):
     """
 
     def __init__(self, classes=(0,), mask: str = "object_mask", weight: float = 1.0,
-                 normalize: str = "outside_area", power: float = 1, name: str | None = None):
+                 normalize: str = "outside_area", power: float = 1, evidence: str = "positive",
+                 name: str | None = None):
         super().__init__(weight=weight, name=name)
         if isinstance(classes, str):
             self.classes = classes
@@ -44,10 +49,11 @@ class CAMSuppression(Prior):
         else:
             self.classes = [int(c) for c in classes]
         # Validate classes/normalize/power with the loss's own checks.
-        losses.CAMSuppression(classes=self.classes, normalize=normalize, power=power)
+        losses.CAMSuppression(classes=self.classes, normalize=normalize, power=power, evidence=evidence)
         self.mask = mask
         self.normalize = normalize
         self.power = power
+        self.evidence = evidence
         self.required_keys = (mask,)
 
     def check_num_classes(self, num_classes: int) -> None:
@@ -71,7 +77,7 @@ class CAMSuppression(Prior):
     def loss_terms(self, targets, outputs, num_classes):
         per_sample = losses.cam_suppression(
             outputs["cam"], targets[self.mask], classes=self.classes, labels=targets["label"],
-            normalize=self.normalize, power=self.power,
+            normalize=self.normalize, power=self.power, evidence=self.evidence,
         )
         return {self.name: self.weight * ops.mean(per_sample)}
 
@@ -85,4 +91,4 @@ class CAMSuppression(Prior):
 
     def get_config(self):
         return {**super().get_config(), "classes": self.classes, "mask": self.mask,
-                "normalize": self.normalize, "power": self.power}
+                "normalize": self.normalize, "power": self.power, "evidence": self.evidence}

@@ -279,3 +279,19 @@ def test_in_compile_of_functional_model():
     np.testing.assert_allclose(value, ref, atol=1e-5)
     history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+@pytest.mark.parity
+def test_relative_evidence_closes_the_negative_evidence_door():
+    """Positive-evidence suppression ignores negative CAM outside; relative evidence does not."""
+    cam = np.zeros((1, 2, 2, 2), "float32")
+    cam[0, 0, 0] = [-3.0, -1.0]  # outside cell: class 1 favoured by 2 through negative values only
+    mask = np.zeros((1, 2, 2, 1), "float32")
+    mask[0, 1, 1] = 1.0
+    positive = CAMSuppression(classes=[0, 1], normalize="none")(mask, cam)
+    relative = CAMSuppression(classes=[0, 1], normalize="none", evidence="relative")(mask, cam)
+    assert float(positive) == 0.0
+    # relu(cam - mean) = relu([-1, 1]) -> 1 in that cell, 0 elsewhere.
+    np.testing.assert_allclose(float(relative), 1.0, atol=1e-6)
+    with pytest.raises(ValueError, match="evidence"):
+        CAMSuppression(evidence="negative")

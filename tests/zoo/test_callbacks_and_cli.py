@@ -142,3 +142,14 @@ def test_explain_cli_writes_overlays_and_metrics(kakapo32, tmp_path, capsys):
     assert "| average_drop@15 |" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="no such file"):
         main(["explain", "--model", str(tmp_path / "nope.keras"), "--images", str(tmp_path / "imgs")])
+
+
+def test_data_preview_and_rf_cli(tmp_path, capsys):
+    import tensorflow as tf
+
+    main(["data", "preview", "kakapo", "--out", str(tmp_path / "p.png"), "-n", "4"])
+    img = tf.io.decode_png(tf.io.read_file(str(tmp_path / "p.png")))
+    assert img.shape[-1] in (3, 4) and img.shape[0] > 64
+    main(["rf", "resnet_tiny", "--input-shape", "64", "64", "3"])
+    out = capsys.readouterr().out
+    assert "stage3_block1_add | Add | 8 | 45 | 8 |" in out and "MISALIGNED" not in out
