@@ -8,9 +8,11 @@ Builds ``keras_priors.zoo.build("resnet_tiny", ...)`` once per configuration
 interleaved rounds after a warm-up (see ``benchmarks/_common.py``). Prints a
 Markdown table: median ms/step, spread, the ratio to the plain model (the
 median over rounds of the ratio measured within each round) and whether it
-meets the target. ``--breakdown`` adds the forward pass alone (training mode)
-per configuration, to see whether an overhead sits in the network or in the
-loss/backward part.
+meets the target. ``--breakdown`` adds the forward pass alone (compiled
+``predict_on_batch``, inference mode) per configuration, to see whether an
+overhead sits in the network or in the loss/backward part. ``--configs`` also
+accepts investigation variants (a lighter mask decoder, CAM suppression
+without its training metric).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import _common  # noqa: E402
 _common.select_backend()
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 
 import keras_priors as kp  # noqa: E402
 from keras_priors.data import make_kakapo  # noqa: E402
@@ -85,15 +86,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few rounds and steps (a smoke run; ratios are noisy)")
     parser.add_argument("--backend", choices=_common.BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 10, quick 3)")
-    parser.add_argument("--steps", type=int, help="timed steps per configuration and round (default 3, quick 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 30, quick 5)")
+    parser.add_argument("--steps", type=int, help="timed steps per configuration and round (default 1)")
     parser.add_argument("--configs", help="comma-separated subset of: " + ", ".join(configurations())
                         + "; investigation variants: " + ", ".join(extra_configurations()))
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the forward pass alone (training=True) per configuration")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 10)
-    steps_per_round = args.steps or (1 if args.quick else 3)
+    rounds = args.rounds or (5 if args.quick else 30)
+    steps_per_round = args.steps or 1
     if rounds < 1 or steps_per_round < 1:
         parser.error(f"Expected --rounds and --steps >= 1. Received: rounds={rounds}, steps={steps_per_round}")
 

@@ -105,8 +105,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=_common.BACKENDS, help="Keras backend (sets KERAS_BACKEND)")
     parser.add_argument("--models", help="comma-separated tiny zoo models at 64 px (default resnet_tiny,resnet_small; "
                                          "quick resnet_tiny; '' for none)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 6, quick 3)")
-    parser.add_argument("--steps", type=int, help="timed steps per configuration and round (default 2, quick 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 12, quick 4)")
+    parser.add_argument("--steps", type=int, help="timed steps per configuration and round (default 1)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--gpu-resnet50", action="store_true",
                         help="add ResNet-50 at 224 px, mixed_bfloat16, without/with CAMSuppression (needs a GPU)")
@@ -115,8 +115,8 @@ def main(argv=None) -> int:
     parser.add_argument("--resnet50-size", type=int, default=224)
     parser.add_argument("--resnet50-batch", type=int, default=64)
     args = parser.parse_args(argv)
-    rounds = args.rounds or (3 if args.quick else 6)
-    steps_per_round = args.steps or (1 if args.quick else 2)
+    rounds = args.rounds or (4 if args.quick else 12)
+    steps_per_round = args.steps or 1
     warmup = 1 if args.quick else 2
     if min(rounds, steps_per_round, args.batch_size, args.resnet50_batch) < 1:
         parser.error("Expected --rounds, --steps, --batch-size and --resnet50-batch >= 1.")

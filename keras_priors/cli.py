@@ -155,7 +155,7 @@ def make_parser() -> argparse.ArgumentParser:
                                    "table, write TensorBoard logs and a SavedModel.")
     d.add_argument("--out", default="keras_priors_demo", help="output folder (default: %(default)s)")
     d.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the install")
-    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 8, quick: 1)")
+    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 6, quick: 1)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_cmd_demo)
 

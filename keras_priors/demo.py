@@ -13,7 +13,7 @@ from keras_priors import data, priors, zoo
 from keras_priors.zoo.evaluation import evaluate_classifier
 
 #: (train images, test images, epochs) per size.
-SIZES = {"default": (2000, 1000, 8), "quick": (192, 96, 1)}
+SIZES = {"default": (2000, 1000, 6), "quick": (192, 96, 1)}
 
 
 def demo_priors() -> dict:
@@ -21,7 +21,7 @@ def demo_priors() -> dict:
     return {
         "plain": [],
         "cam_suppression+mask_decoder": [
-            priors.CAMSuppression(classes=[0, 1], mask="object_mask", weight=1.0),
+            priors.CAMSuppression(classes=[0, 1], mask="object_mask", weight=1.0, evidence="relative"),
             priors.MaskDecoder(target="part_mask", weight=0.5),
         ],
     }
