@@ -14,7 +14,9 @@ def resize_mask_to(mask, like):
     if mask.shape[1] == h and mask.shape[2] == w:
         return mask
     if mask.shape[1] % h == 0 and mask.shape[2] % w == 0:
-        return ops.average_pool(mask, (mask.shape[1] // h, mask.shape[2] // w), padding="valid")
+        pool = (mask.shape[1] // h, mask.shape[2] // w)
+        # Explicit strides: without them JAX's reduce_window rejects the call (Keras 3.15).
+        return ops.average_pool(mask, pool, strides=pool, padding="valid")
     return ops.image.resize(mask, (h, w), interpolation="area")
 
 

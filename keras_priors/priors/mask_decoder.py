@@ -21,7 +21,9 @@ class MaskDecoder(Prior):
         target: data key of the mask to reproduce (B, H, W, 1).
         weight: loss weight.
         levels: how many pyramid levels the decoder reads (2 or 3).
-        filters: decoder width.
+        filters: decoder width (16 by default: at 32, the decoder's 3x3 conv on
+            the finest level cost 1.37x a resnet_tiny training step; 16 measured
+            1.17x, see ``benchmarks/prior_overhead.py``).
         dice_weight, bce_weight: the mask loss's mix.
         name: term name in logs.
 
@@ -32,7 +34,7 @@ class MaskDecoder(Prior):
     ('part_mask',)
     """
 
-    def __init__(self, target: str = "part_mask", weight: float = 0.5, levels: int = 3, filters: int = 32,
+    def __init__(self, target: str = "part_mask", weight: float = 0.5, levels: int = 3, filters: int = 16,
                  dice_weight: float = 1.0, bce_weight: float = 1.0, name: str | None = None):
         super().__init__(weight=weight, name=name)
         self.target = target

@@ -25,6 +25,21 @@ def predicted_class(logits, num_classes: int):
     return ops.cast(ops.argmax(logits, axis=-1), "int32")
 
 
+def _scale_for_replicas(loss):
+    """Divide by the replica count under ``tf.distribute``, the Keras convention for ``compute_loss``.
+
+    Gradients are summed over replicas, and Keras' trainer multiplies the
+    logged loss back; Keras' own ``Loss`` objects do the same division.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            loss = loss / float(replicas)
+    return loss
+
+
 @keras_priors_export("keras_priors.zoo.PriorModel")
 class PriorModel(keras.Model):
     """A classifier whose training adds the loss terms of its priors.
@@ -100,7 +115,7 @@ class PriorModel(keras.Model):
                 total = total + value
         for extra in self.losses:
             total = total + ops.cast(extra, "float32")
-        return total
+        return _scale_for_replicas(total)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         targets = self._targets(x, y)

@@ -12,12 +12,14 @@ def test_fit_with_priors_on_this_backend(kakapo32, tmp_path):
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[
         priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8),
         priors.Auxiliary(num_classes=5, exclude_classes=[0]), priors.ConfidencePenalty(0.1),
+        priors.SpatialAttention(target="part_mask"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     data = {k: v for k, v in kakapo32.items()}
     cb = callbacks.CAMImages({k: v[:4] for k, v in data.items()}, log_dir=str(tmp_path))
     history = model.fit(data, batch_size=16, epochs=2, verbose=0, callbacks=[cb])
-    for key in ("cam_suppression_loss", "mask_decoder_loss", "auxiliary_loss", "confidence_penalty_loss"):
+    for key in ("cam_suppression_loss", "mask_decoder_loss", "auxiliary_loss", "confidence_penalty_loss",
+                "spatial_attention_loss"):
         assert np.all(np.isfinite(history.history[key])), key
     assert history.history["loss"][1] < history.history["loss"][0]
     out = model({"image": data["image"][:4]})
