@@ -15,7 +15,7 @@ def _fresh_keras_state():
     keras.config.set_dtype_policy("float32")
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # skip gc.collect(): it cost ~1 s a test
 
 
 @pytest.fixture

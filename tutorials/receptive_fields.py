@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 import keras_priors as kp
-from keras_priors import receptive_field  # not imported by `import keras_priors`
+from keras_priors import receptive_field
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "receptive_fields")
@@ -122,3 +122,46 @@ training, `keras_priors.receptive_field.ERFImages(LAYER, log_dir=...)` logs the 
 map and radii to TensorBoard every few epochs; `keras-priors rf MODEL` prints
 the theoretical table for a saved model or a keras.applications name.
 """
+
+"""
+## Choosing a backbone for an object size
+
+A unit can only use what lies in its receptive field, and in practice only
+the part its effective field weights. For a CAM-based prior this matters
+twice: a CAM cell on the object whose field covers the whole image can still
+carry background information (so suppressing CAM evidence outside the mask
+does not stop the network from *looking* at the background), and an object
+much smaller than the last map's stride falls into one or two CAM cells.
+
+The table below compares the last pyramid level of a few zoo backbones at
+the same input size: theoretical field, stride, and the ERF's 90 % radius of
+the untrained backbone on random images (the fast mode skips the larger
+models' ERF). Rules of thumb that follow from it:
+
+- the stride sets the CAM's resolution: with stride 32 a 64 px bird covers
+  2x2 cells, with stride 8 it covers 8x8;
+- a theoretical field much larger than the object is normal (deep networks);
+  the ERF radius tells how far context really reaches;
+- if the ERF of the last level covers the whole image, an object mask at the
+  CAM level constrains *where evidence is reported*, not *what is seen*; a
+  mask decoder or a part-crop stream constrains the features themselves.
+"""
+
+COMPARE = ["resnet_tiny", "resnet_small"] + ([] if FAST else ["mobilenetv3small", "resnet50"])
+rows = []
+rng = np.random.default_rng(0)
+random_images = rng.uniform(size=(8, IMAGE_SIZE, IMAGE_SIZE, 3)).astype("float32")
+for name in COMPARE:
+    keras.utils.set_random_seed(0)
+    bb = kp.zoo.get_spec(name).builder((IMAGE_SIZE, IMAGE_SIZE, 3))
+    last_level = sorted(bb.output)[-1]
+    last_layer = bb.output[last_level]._keras_history[0].name
+    fields = receptive_field.compute_receptive_fields(bb, on_misaligned="flag")
+    last_rf = fields[last_layer]
+    erf = receptive_field.effective_receptive_field(bb, last_layer, inputs=random_images, num_samples=8)
+    rows.append((name, last_level, last_rf.size[0], last_rf.stride[0], last_rf.output_size[0], erf.radius_90_px))
+print(f"\nLast pyramid level at {IMAGE_SIZE}x{IMAGE_SIZE} px (untrained backbones, ERF on 8 random images):")
+print("| backbone | level | theoretical RF (px) | stride | map size | ERF 90 % radius (px) |")
+print("|---|---|---|---|---|---|")
+for name, level, size, stride, out, r90 in rows:
+    print(f"| {name} | {level} | {size} | {stride} | {out} | {r90:.1f} |")
