@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_priors.losses._spatial import area_resize
+
 
 def resize_mask_to(mask, like):
-    """Resize a (B, H, W, 1) mask to ``like``'s spatial size by area averaging (a cell's object fraction)."""
+    """Resize a (B, H, W[, 1]) mask to ``like``'s spatial size: each cell gets its exact object fraction.
+
+    The same exact area resize the CAM losses use (``keras_priors.losses``).
+    """
     mask = ops.cast(mask, "float32")
     if len(mask.shape) == 3:
         mask = ops.expand_dims(mask, -1)
-    h, w = like.shape[1], like.shape[2]
-    if mask.shape[1] == h and mask.shape[2] == w:
-        return mask
-    if mask.shape[1] % h == 0 and mask.shape[2] % w == 0:
-        pool = (mask.shape[1] // h, mask.shape[2] // w)
-        # Explicit strides: without them JAX's reduce_window rejects the call (Keras 3.15).
-        return ops.average_pool(mask, pool, strides=pool, padding="valid")
-    return ops.image.resize(mask, (h, w), interpolation="area")
+    return area_resize(mask, (like.shape[1], like.shape[2]))
 
 
 def masked_mean(values, weights):
