@@ -97,20 +97,18 @@ def _zoo_cam(model, images):
     import numpy as np
 
     from keras_priors.callbacks.cam_images import class_maps
+    from keras_priors.explain._utils import normalize_maps
 
-    logits = np.asarray(model({"image": images})["logits"])
-    pred = (logits[:, 0] > 0).astype(int) if logits.shape[-1] == 1 else logits.argmax(-1)
-    _, cam_pred, _ = class_maps(model, {"image": images, "label": pred})
-    cam_pred = np.maximum(cam_pred, 0)
-    low = cam_pred.min(axis=(1, 2), keepdims=True)
-    span = cam_pred.max(axis=(1, 2), keepdims=True) - low
-    return np.where(span > 0, (cam_pred - low) / np.maximum(span, 1e-12), 0.0).astype("float32")
+    # class_maps returns the predicted class's map whatever the labels; they only fill its true-class map.
+    _, cam_pred, _ = class_maps(model, {"image": images, "label": np.zeros(len(images), "int64")})
+    return normalize_maps(np.maximum(cam_pred, 0))
 
 
 def _cmd_explain(args):
     import numpy as np
     import tensorflow as tf
 
+    from keras_priors._atomic import write_atomic
     from keras_priors.explain import average_drop_increase_confidence, get_explainer, overlay
 
     model = _load(args.model)
@@ -125,9 +123,7 @@ def _cmd_explain(args):
     for f, img, m in zip(files, images, maps):
         name = os.path.splitext(os.path.basename(f))[0]
         dest = os.path.join(args.out, f"{name}_{args.method}.png")
-        with open(dest + ".tmp", "wb") as fh:
-            fh.write(tf.io.encode_png(overlay(img, m)).numpy())
-        os.replace(dest + ".tmp", dest)
+        write_atomic(dest, tf.io.encode_png(overlay(img, m)).numpy())
     scores = average_drop_increase_confidence(classifier, images, maps)
     print(f"Wrote {len(files)} overlay(s) to {os.path.abspath(args.out)}")
     print("| metric | value |\n|---|---|")

@@ -9,6 +9,7 @@ import time
 import keras
 
 from keras_priors import callbacks as kp_callbacks
+from keras_priors._atomic import write_atomic
 from keras_priors import data, priors, zoo
 from keras_priors.zoo.evaluation import evaluate_classifier
 
@@ -86,17 +87,10 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
     else:
         print("SavedModel export needs the TensorFlow backend; skipped.")
     table = format_table(results)
-    _write_atomic(os.path.join(out_dir, "results.md"), table + "\n")
-    _write_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2) + "\n")
+    write_atomic(os.path.join(out_dir, "results.md"), table + "\n")
+    write_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2) + "\n")
     print("\n" + table)
     print(f"\nResults:     {os.path.join(out_dir, 'results.md')}")
     print(f"SavedModel:  {export_dir}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(out_dir, 'logs')}")
     return results
-
-
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

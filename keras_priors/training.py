@@ -9,6 +9,7 @@ import sys
 import keras
 
 from keras_priors import data, priors, zoo
+from keras_priors._atomic import save_model_atomic, write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -93,13 +94,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         return os.path.join(self.directory, "state.json")
 
     def on_epoch_end(self, epoch, logs=None):
-        tmp = self.model_path + ".tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.model_path)
-        state_tmp = self.state_path + ".tmp"
-        with open(state_tmp, "w") as f:
-            json.dump({"epochs_done": epoch + 1, "logs": {k: float(v) for k, v in (logs or {}).items()}}, f)
-        os.replace(state_tmp, self.state_path)
+        save_model_atomic(self.model, self.model_path)
+        state = {"epochs_done": epoch + 1, "logs": {k: float(v) for k, v in (logs or {}).items()}}
+        write_atomic(self.state_path, json.dumps(state))
 
     def restore(self):
         """(model, epochs_done) from the last checkpoint, or (None, 0)."""
@@ -131,7 +128,6 @@ def train_recipe(recipe_path: str, out_dir: str, epochs: int | None = None, quic
         model.fit(train, validation_data=test, epochs=epochs, initial_epoch=done, verbose=verbose,
                   callbacks=[ckpt, keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False)])
     final = os.path.join(out_dir, "model.keras")
-    model.save(final + ".tmp.keras")
-    os.replace(final + ".tmp.keras", final)
+    save_model_atomic(model, final)
     print(f"Saved {final}")
     return {"model_path": final, "epochs": epochs, "resumed_from": done}
