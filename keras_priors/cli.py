@@ -1,4 +1,4 @@
-"""``keras-priors``: demo, train, evaluate, export, zoo, data, explain and rf from the shell."""
+"""``keras-priors``: demo, train, evaluate, export, zoo, data, explain, rf and bench from the shell."""
 
 from __future__ import annotations
 
@@ -138,6 +138,26 @@ def _cmd_rf(args):
     print(rf_table_for(args.model, input_shape=tuple(args.input_shape) if args.input_shape else None))
 
 
+def benchmarks_dir() -> str:
+    """The repository's ``benchmarks/`` folder (benchmarks live beside the package, not inside it)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def _cmd_bench(args):
+    import runpy
+
+    folder = benchmarks_dir()
+    available = sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
+        if os.path.isdir(folder) else []
+    if not available:
+        raise SystemExit(f"keras-priors bench: Expected the benchmarks/ folder of a source checkout at {folder}. "
+                         "Received: no such folder (install with `pip install -e .` from a clone).")
+    if args.name not in available:
+        raise SystemExit(f"keras-priors bench: Expected a benchmark name among {available}. Received: {args.name!r}")
+    sys.argv = [f"keras-priors bench {args.name}", *args.args]
+    runpy.run_path(os.path.join(folder, args.name + ".py"), run_name="__main__")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="keras-priors",
@@ -199,6 +219,14 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("model", help="a zoo name, a keras.applications name (e.g. ResNet50) or a .keras file")
     r.add_argument("--input-shape", type=int, nargs=3, default=None, metavar=("H", "W", "C"))
     r.set_defaults(func=_cmd_rf)
+
+    b = sub.add_parser("bench", help="run a benchmark from benchmarks/ (e.g. evidence: does each prior help?)",
+                       description="Run benchmarks/NAME.py with the remaining arguments, e.g. "
+                                   "`keras-priors bench evidence --size smoke`. `keras-priors bench NAME --help` "
+                                   "lists a benchmark's options.")
+    b.add_argument("name", help="evidence, prior_overhead, train_throughput, explain_speed, rf_speed, maxl_step, ...")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    b.set_defaults(func=_cmd_bench)
     return p
 
 

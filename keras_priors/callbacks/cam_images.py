@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from keras_priors.validation import check_positive_int
+from keras_priors.zoo.prior_model import predicted_class
 
 
 def _colormap(x):
@@ -69,12 +70,11 @@ def class_maps(model, batch, num_classes=None):
     cam = np.asarray(ops.convert_to_numpy(ops.cast(out["cam"], "float32")))
     logits = np.asarray(ops.convert_to_numpy(ops.cast(out["logits"], "float32")))
     labels = np.asarray(batch["label"]).reshape(-1).astype(int)
+    pred = np.asarray(ops.convert_to_numpy(predicted_class(logits, cam.shape[-1]))).astype(int)
     if cam.shape[-1] == 1:  # single logit: positive = class 1, negative = class 0
-        pred = (logits[:, 0] > 0).astype(int)
         sign = lambda c: np.where(c == 1, 1.0, -1.0).reshape(-1, 1, 1)  # noqa: E731
         cam_true, cam_pred = cam[..., 0] * sign(labels), cam[..., 0] * sign(pred)
     else:
-        pred = logits.argmax(-1)
         idx = np.arange(len(labels))
         cam_true, cam_pred = cam[idx, :, :, labels], cam[idx, :, :, pred]
     size = tuple(np.asarray(batch["image"]).shape[1:3])

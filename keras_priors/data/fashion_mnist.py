@@ -167,12 +167,15 @@ def decoy_fashion_mnist(
     seed: int = 0,
     swatch_size: int = 4,
     mask_threshold: int = 25,
+    shortcut: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Decoy Fashion-MNIST (Ross et al. 2017): a label-coloured corner swatch as a shortcut.
 
-    In ``"train"`` the swatch shade is ``255 - 25 * label``; in ``"test"`` it is
+    With the shortcut (``"train"`` by default) the swatch shade is
+    ``255 - 25 * label``; without it (``"test"`` by default) it is
     ``255 - 25 * r`` with ``r`` a random label. The swatch sits in a random
-    corner of the 28x28 image (before padding/resizing).
+    corner of the 28x28 image (before padding/resizing). ``shortcut=False`` on
+    the train split gives the shortcut-free reference training set.
 
     Args:
         split: ``"train"`` or ``"test"``.
@@ -184,6 +187,8 @@ def decoy_fashion_mnist(
         seed: seed for the subset, corners and test shades.
         swatch_size: side of the swatch in pixels.
         mask_threshold: grey level above which a pixel belongs to the garment.
+        shortcut: tie the swatch shade to the label; None means True for
+            ``"train"`` and False for ``"test"``.
 
     Returns:
         Dict with ``image`` (N, S, S, channels) float32 in [0, 1], ``label``,
@@ -207,7 +212,12 @@ def decoy_fashion_mnist(
     labels = raw["label"]
     n, h, w = images.shape
     obj = images > mask_threshold
-    shade_label = labels if split == "train" else rng.integers(0, NUM_CLASSES, n)
+    if shortcut is None:
+        shortcut = split == "train"
+    elif not isinstance(shortcut, bool):
+        raise ValueError(f"decoy_fashion_mnist: Expected `shortcut` to be True, False or None. Received: shortcut={shortcut!r}")
+    random_shade = rng.integers(0, NUM_CLASSES, n)
+    shade_label = labels if shortcut else random_shade
     shade = (255 - 25 * shade_label).astype(np.uint8)
     top = rng.random(n) < 0.5
     left = rng.random(n) < 0.5

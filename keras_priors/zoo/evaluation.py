@@ -6,6 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_priors.metrics import ExpectedCalibrationError, WorstGroupAccuracy, cam_energy_in_mask
+from keras_priors.zoo.prior_model import predicted_class
 
 
 def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key: str = "object_mask") -> dict:
@@ -40,7 +41,7 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
     labels = np.concatenate(labels).astype(np.int64)
     if num_classes is None:
         num_classes = logits.shape[-1]
-    pred = (logits[:, 0] > 0).astype(np.int64) if num_classes == 1 else logits.argmax(-1)
+    pred = np.asarray(ops.convert_to_numpy(predicted_class(logits, num_classes))).astype(np.int64)
     result = {"n": int(labels.size), "accuracy": float((pred == labels).mean())}
 
     ece = ExpectedCalibrationError(num_bins=15, from_logits=True)

@@ -119,6 +119,21 @@ def test_decoy_test_shade_is_random_and_padding(tmp_path):
         fm.decoy_fashion_mnist("test", path=str(tmp_path), channels=2)
 
 
+def test_decoy_shortcut_free_train_split(tmp_path):
+    make_idx(str(tmp_path), n_train=200)
+    with_shortcut = fm.decoy_fashion_mnist("train", path=str(tmp_path), seed=3)
+    free = fm.decoy_fashion_mnist("train", path=str(tmp_path), seed=3, shortcut=False)
+    # Same garments and swatch corners; only the swatch shade stops following the label.
+    np.testing.assert_array_equal(free["decoy_mask"], with_shortcut["decoy_mask"])
+    outside = free["decoy_mask"] == 0
+    np.testing.assert_array_equal(free["image"][np.broadcast_to(outside, free["image"].shape)],
+                                  with_shortcut["image"][np.broadcast_to(outside, free["image"].shape)])
+    shades = np.array([free["image"][i, free["decoy_mask"][i, ..., 0] > 0, 0].mean() for i in range(200)])
+    assert np.mean(np.isclose(shades, (255 - 25 * free["label"]) / 255.0, atol=1e-4)) < 0.3
+    with pytest.raises(ValueError, match="shortcut='yes'"):
+        fm.decoy_fashion_mnist("train", path=str(tmp_path), shortcut="yes")
+
+
 def test_fashion_on_textures(tmp_path):
     pytest.importorskip("skimage")
     make_idx(str(tmp_path), n_train=200, n_test=200)

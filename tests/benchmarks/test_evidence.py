@@ -1,0 +1,93 @@
+"""The evidence benchmark (benchmarks/evidence.py): its bookkeeping, and a smoke run as in CI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BENCH_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
+sys.path.insert(0, os.path.abspath(BENCH_DIR))
+
+import evidence  # noqa: E402
+
+
+def _record(study, config, seed, **metrics):
+    return {"study": study, "config": config, "seed": seed, "train_seconds": 1.0, **metrics}
+
+
+def test_aggregate_mean_and_sample_std():
+    records = [_record("kakapo", "plain", s, accuracy=a, worst_group_accuracy=w, ece=0.2)
+               for s, (a, w) in enumerate([(0.5, 0.1), (0.7, 0.3), (0.6, 0.2)])]
+    records.append(_record("kakapo", "reference", 0, accuracy=0.9, worst_group_accuracy=float("nan")))
+    agg = evidence.aggregate(records)
+    cell = agg["kakapo"]["plain"]["accuracy"]
+    assert cell["n"] == 3 and cell["mean"] == pytest.approx(0.6) and cell["std"] == pytest.approx(0.1)
+    assert agg["kakapo"]["plain"]["worst_group_accuracy"]["mean"] == pytest.approx(0.2)
+    # NaN (a metric the data cannot give) is left out, not averaged in.
+    assert "worst_group_accuracy" not in agg["kakapo"]["reference"]
+    assert agg["kakapo"]["reference"]["accuracy"]["std"] == 0.0
+
+
+def test_targets_met_and_missed():
+    agg = evidence.aggregate([
+        _record("decoy_fmnist", "cam_suppression", 0, accuracy=0.80, ece=0.10),
+        _record("decoy_fmnist", "reference", 0, accuracy=0.805),
+        _record("decoy_fmnist", "plain", 0, accuracy=0.5, ece=0.30),
+        _record("decoy_fmnist", "label_smoothing", 0, accuracy=0.5, ece=0.16),
+        _record("kakapo", "plain", 0, worst_group_accuracy=0.10),
+        _record("kakapo", "cam_suppression", 0, worst_group_accuracy=0.25),
+        _record("kakapo_10pct", "plain", 0, accuracy=0.60),
+        _record("kakapo_10pct", "mask_decoder", 0, accuracy=0.66),
+    ])
+    rows = {r["target"]: r["met"] for r in evidence.check_targets(agg)}
+    assert rows["Decoy-FMNIST: CAM suppression accuracy within 1 point of the shortcut-free model"] is True
+    assert rows["Kakapo: cam_suppression worst-group accuracy >= plain + 20 points"] is False
+    assert rows["decoy_fmnist: label_smoothing ECE <= half of plain"] is False
+    assert rows["Kakapo, 10 % data: mask_decoder accuracy >= plain + 5 points"] is True
+    # Configurations that did not run give no row.
+    assert not any("cam+mask_decoder" in t for t in rows)
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="size='huge'"):
+        evidence.run(size="huge", out=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Expected `studies` among .* Received: \['cifar'\]"):
+        evidence.run(size="smoke", studies=["cifar"], out=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Received: \['nope'\]"):
+        evidence.run(size="smoke", studies=["kakapo"], configs=["nope"], out=str(tmp_path))
+    with pytest.raises(ValueError, match="seeds=0"):
+        evidence.run(size="smoke", seeds=0, out=str(tmp_path))
+
+
+def test_smoke_run_writes_table_plot_and_resumes(tmp_path):
+    out = str(tmp_path)
+    agg = evidence.run(size="smoke", seeds=2, studies=["kakapo", "kakapo_10pct"],
+                       configs=["plain", "cam_suppression", "dual_input"], out=out)
+    assert set(agg) == {"kakapo", "kakapo_10pct"}
+    assert set(agg["kakapo"]) == {"plain", "cam_suppression"} and set(agg["kakapo_10pct"]) == {"plain", "dual_input"}
+    lines = open(os.path.join(out, "results.jsonl")).read().splitlines()
+    assert len(lines) == 8
+    for line in lines:
+        r = json.loads(line)
+        assert 0.0 <= r["accuracy"] <= 1.0 and r["train_images"] > 0
+    text = open(os.path.join(out, "RESULTS.md")).read()
+    assert "| cam_suppression |" in text and "| dual_input |" in text and " ± " in text
+    assert "Kakapo: cam_suppression worst-group accuracy >= plain + 20 points" in text
+    pytest.importorskip("matplotlib")
+    assert os.path.getsize(os.path.join(out, "results.png")) > 1000
+    # A resumed run with the same plan has nothing left to do and keeps every record.
+    evidence.run(size="smoke", seeds=2, studies=["kakapo", "kakapo_10pct"],
+                 configs=["plain", "cam_suppression", "dual_input"], out=out, resume=True)
+    assert len(open(os.path.join(out, "results.jsonl")).read().splitlines()) == 8
+
+
+def test_cli_bench_lists_and_rejects(tmp_path):
+    from keras_priors import cli
+
+    with pytest.raises(SystemExit, match="Expected a benchmark name among .*evidence.* Received: 'nope'"):
+        cli.main(["bench", "nope"])
+    proc = subprocess.run([sys.executable, "-m", "keras_priors.cli", "bench", "evidence", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "--size" in proc.stdout and "--resume" in proc.stdout
