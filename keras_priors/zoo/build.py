@@ -21,6 +21,7 @@ def build(
     priors=(),
     weights: str | None = None,
     dropout: float = 0.0,
+    head_level: str | None = None,
 ) -> PriorModel:
     """Build a zoo classifier with priors, ready for ``compile(optimizer=...)`` and ``fit``.
 
@@ -34,6 +35,11 @@ def build(
             ``.weights.h5`` / ``.keras`` file of the same backbone. The
             ``Pretrained`` prior is the same with a freeze schedule.
         dropout: dropout on the last feature map before the classifier.
+        head_level: the feature map the classifier (and so the CAM) reads,
+            e.g. ``"P2"``; None takes the last level. An earlier level gives a
+            finer CAM whose cells see less of the image (smaller receptive
+            field), so a CAM prior constrains what is *seen*, not only where
+            evidence is reported; the later levels are then unused.
 
     Returns:
         A ``PriorModel`` with outputs ``logits`` and ``cam`` plus what the priors add.
@@ -92,8 +98,16 @@ def build(
     # === Priors that change the features, then the head ===
     for p in priors:
         p.modify_features(ctx)
+    if head_level is not None:
+        if head_level not in ctx.features:
+            raise ValueError(f"zoo.build: Expected `head_level` one of {list(ctx.features)} for {name!r}. "
+                             f"Received: head_level={head_level!r}")
+        own_head = [p.name for p in priors if type(p).build_head is not Prior.build_head]
+        if own_head:
+            raise ValueError(f"zoo.build: `head_level` sets the default classifier head, but the prior(s) {own_head} "
+                             f"build their own. Received: head_level={head_level!r}")
     if not any(p.build_head(ctx) for p in priors):
-        last = ctx.features[ctx.last_level]
+        last = ctx.features[head_level or ctx.last_level]
         ctx.outputs.update(CAMHead(num_classes, dropout=dropout, name="classifier")(last))
     for p in priors:
         p.add_heads(ctx)

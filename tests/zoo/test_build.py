@@ -20,6 +20,8 @@ def test_list_models_and_unknown_name():
     ({"num_classes": 2, "priors": ["cam"]}, "keras_priors.priors objects"),
     ({"num_classes": 2, "priors": [priors.CAMSuppression(classes=[5])]}, r"classes.*\[0, 1\]"),
     ({"num_classes": 2, "priors": [priors.MaskDecoder(), priors.MaskDecoder()]}, "share a name"),
+    ({"num_classes": 2, "head_level": "P7"}, r"Expected `head_level` one of \['P1', 'P2', 'P3'\]"),
+    ({"num_classes": 2, "head_level": "P2", "priors": [priors.DualInput()]}, r"build their own.*head_level='P2'"),
 ])
 def test_bad_build_arguments(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -60,6 +62,17 @@ def test_logits_are_cam_mean_plus_bias():
     out = model(x)
     bias = model.network.get_layer("classifier").bias
     expected = np.asarray(out["cam"]).mean(axis=(1, 2)) + np.asarray(bias)
+    np.testing.assert_allclose(np.asarray(out["logits"]), expected, atol=1e-5)
+
+
+def test_head_level_gives_a_finer_cam_from_an_earlier_level():
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), head_level="P2",
+                      priors=[priors.CAMSuppression(classes=[0, 1])])
+    assert tuple(model.network.output["cam"].shape) == (None, 8, 8, 2)
+    assert model.network.get_layer("classifier").kernel.shape[0] == 32  # P2 has 32 channels
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    out = model(x)
+    expected = np.asarray(out["cam"]).mean(axis=(1, 2)) + np.asarray(model.network.get_layer("classifier").bias)
     np.testing.assert_allclose(np.asarray(out["logits"]), expected, atol=1e-5)
 
 
