@@ -2,7 +2,10 @@
 
 One interface for all: ``explainer(images, targets=None) -> maps`` (numpy float32
 (B, H, W) in [0, 1] at image resolution). Works on functional and Sequential
-models, including ones with a nested backbone model (``layer="backbone/conv5"``).
+models, including ones with a nested backbone model (``layer="backbone/conv5"``)
+and zoo classifiers (``CAMHead``, multi-output backbones). Each explainer compiles
+its work once per image size (``tf.function`` / ``jax.jit``) and caches it;
+``run_eagerly=True`` runs op by op.
 """
 
 from keras_priors.explain.base_cam import BaseCAM

@@ -99,11 +99,19 @@ def spatial_layers(model, prefix=""):
 def resolve_layer(model, layer=None, output_kt=None):
     """Resolve ``layer`` (None, a name, a "outer/inner" path, or a Layer) to ``(path list, layer)``.
 
-    ``None`` picks the last layer with a 4D output at the top level of ``model``
-    (a nested backbone counts: its output is the feature map); with
-    ``output_kt``, only layers that feed that output are candidates.
+    ``None`` with ``output_kt`` picks the 4D tensor nearest to that output
+    (walking the graph back from it, breadth first), i.e. the feature map
+    the head reads; when a nested model with several outputs (a backbone
+    exposing P1..P5) produces it, the path goes into that model, to the layer
+    producing that output. ``None`` without ``output_kt`` picks the last layer
+    with a 4D output at the top level of ``model``.
     """
     fn = _require_graph(model)
+    if layer is None and output_kt is not None:
+        kt = nearest_spatial_tensor(output_kt)
+        if kt is not None:
+            path = layer_path_of(fn, kt)
+            return path, layer_at(model, path)
     if layer is None:
         feeding = _graph_ancestors(fn, [output_kt]) if output_kt is not None else None
         for candidate in reversed(fn.layers):
@@ -148,6 +156,53 @@ def resolve_layer(model, layer=None, output_kt=None):
             f"{[p for p, _ in spatial_layers(model)]}"
         )
     return parts, current
+
+
+def nearest_spatial_tensor(output_kt):
+    """The 4D keras tensor nearest to ``output_kt`` walking the graph back (breadth first), or None."""
+    seen, queue = set(), [output_kt]
+    while queue:
+        kt = queue.pop(0)
+        if id(kt) in seen:
+            continue
+        seen.add(id(kt))
+        history = getattr(kt, "_keras_history", None)
+        if history is None:
+            continue
+        op, node_index, _ = history
+        if isinstance(op, keras.layers.InputLayer):
+            continue
+        if kt.shape is not None and len(kt.shape) == 4:
+            return kt
+        queue.extend(op._inbound_nodes[node_index].arguments.keras_tensors)
+    return None
+
+
+def _is_multi_output_model(op) -> bool:
+    return is_graph_model(op) and len(_functional_of(op).outputs) > 1
+
+
+def layer_path_of(fn, kt) -> list:
+    """Layer names from graph ``fn`` to the layer producing ``kt``.
+
+    A tensor produced by a nested model with several outputs is followed into
+    that model (the hook must sit on one tensor, not on a dict of feature maps).
+    """
+    op, node_index, tensor_index = kt._keras_history
+    if not _is_multi_output_model(op):
+        return [op.name]
+    inner = _functional_of(op)
+    node = op._inbound_nodes[node_index]
+    position = [id(t) for t in node.outputs].index(id(kt))
+    return [op.name] + layer_path_of(inner, list(inner.outputs)[position])
+
+
+def layer_at(model, path):
+    """The layer at ``path`` (list of names through nested models)."""
+    current = model
+    for part in path:
+        current = _functional_of(current).get_layer(part)
+    return current
 
 
 def _graph_ancestors(fn, output_kts):

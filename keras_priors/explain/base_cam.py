@@ -6,8 +6,15 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_priors.explain import _graph
-from keras_priors.explain._utils import check_images, check_targets, normalize_maps, resize_maps
+from keras_priors.explain import _compile, _graph
+from keras_priors.explain._utils import (
+    check_images,
+    check_targets,
+    normalize_maps,
+    normalize_maps_tensor,
+    resize_maps,
+    resize_maps_tensor,
+)
 
 
 class BaseCAM:
@@ -24,6 +31,14 @@ class BaseCAM:
     layer (see ``keras_priors/explain/_graph.py``), so there is no
     "Graph disconnected" error.
 
+    By default the whole explanation (forward to the feature map and logits,
+    gradients, channel weights, weighted sum, upsampling, normalisation) runs as
+    one compiled function, built on the first call for each image size and
+    cached on the explainer: ``tf.function`` on TensorFlow, ``jax.jit`` over the
+    model's variables on JAX (see ``keras_priors/explain/_compile.py``).
+    ``run_eagerly=True`` runs op by op with numpy post-processing (the reference
+    the compiled path is tested against, to 1e-5).
+
     Args:
         model: a functional or Sequential Keras classifier.
         layer: the layer whose feature map is explained: None (the last layer
@@ -38,11 +53,22 @@ class BaseCAM:
     #: Whether :meth:`get_cam_weights` needs gradients of the score w.r.t. the feature map.
     uses_gradients = False
 
-    def __init__(self, model, layer=None, output=None, use_logits: bool = True):
+    def __init__(
+        self,
+        model,
+        layer=None,
+        output=None,
+        use_logits: bool = True,
+        run_eagerly: bool = False,
+        jit_compile: bool = False,
+    ):
         self.model = model
         self.layer = layer
         self.output = output
         self.use_logits = use_logits
+        self.run_eagerly = bool(run_eagerly)
+        self.jit_compile = bool(jit_compile)
+        self._compiled = {}
         probe = _graph.GraphRunner(model, [], output=output, linear_output=use_logits)
         self.path, self.target_layer = _graph.resolve_layer(model, layer, probe.output_kt)
         self.runner = _graph.GraphRunner(model, self.path, output=output, linear_output=use_logits)
@@ -51,8 +77,12 @@ class BaseCAM:
         self.num_classes = self.runner.num_classes
 
     # === Hook ===
-    def get_cam_weights(self, images, targets, activations, grads) -> np.ndarray:
-        """Channel weights (B, K) from activations (B, h, w, K) and grads (or None)."""
+    def get_cam_weights(self, images, targets, activations, grads):
+        """Channel weights (B, K) from activations (B, h, w, K) and grads (or None).
+
+        Written with ``keras.ops``: it runs on numpy arrays (eager path) and on
+        symbolic tensors inside the compiled function. ``targets`` is (B,) int32.
+        """
         raise NotImplementedError
 
     # === Shared machinery ===
@@ -69,8 +99,10 @@ class BaseCAM:
             targets: None (the predicted class), an int, or one int per image.
         """
         images, targets = self._check(images, targets)
-        raw = self.raw_maps(images, targets)
-        return self.postprocess(raw, images.shape[1:3])
+        if self.run_eagerly or not _compile.can_compile():
+            raw = self.raw_maps(images, targets)
+            return self.postprocess(raw, images.shape[1:3])
+        return self.compiled_maps(images, targets)
 
     def postprocess(self, raw, size):
         return normalize_maps(resize_maps(raw, size))
@@ -85,9 +117,87 @@ class BaseCAM:
             if targets is None:
                 targets = np.argmax(ops.convert_to_numpy(logits), axis=-1).astype(np.int32)
             grads = None
-        weights = np.asarray(self.get_cam_weights(images, targets, acts, grads), np.float32)
+        weights = self.get_cam_weights(images, targets, acts, grads)
+        weights = np.asarray(ops.convert_to_numpy(weights), np.float32)
         cam = np.einsum("bhwk,bk->bhw", acts, weights)
         return np.maximum(cam, 0.0)
+
+    # === Compiled path ===
+    def compiled_function(self, name, size, build, signature=None):
+        """The compiled function ``name`` for images of spatial ``size``, built once by ``build(size)``.
+
+        ``signature`` (see :func:`keras_priors.explain._compile.compile_function`)
+        leaves the batch dimension free, so one trace serves every batch size on TF.
+        """
+        key = (name, tuple(int(d) for d in size))
+        fn = self._compiled.get(key)
+        if fn is None:
+            fn = _compile.compile_function(build(key[1]), self._variables(), self.jit_compile, signature)
+            self._compiled[key] = fn
+        return fn
+
+    @staticmethod
+    def images_signature(images):
+        """``[(shape, dtype)]`` of an image batch with a free batch dimension."""
+        return [((None,) + tuple(images.shape[1:]), "float32")]
+
+    def _variables(self):
+        return _compile.unique_variables(self.model)
+
+    @staticmethod
+    def _targets_tensor(targets, batch):
+        """Targets as int32 with -1 for "the predicted class" (resolved inside the compiled function)."""
+        t = np.full((batch,), -1, np.int32) if targets is None else np.asarray(targets, np.int32)
+        return ops.convert_to_tensor(t, "int32")
+
+    def compiled_maps(self, images, targets) -> np.ndarray:
+        """Maps (B, H, W) in [0, 1] from one compiled call (see the class docstring)."""
+        signature = self.images_signature(images) + [((None,), "int32")]
+        fn = self.compiled_function("maps", images.shape[1:3], self._build_maps_fn, signature)
+        maps = fn(ops.convert_to_tensor(images), self._targets_tensor(targets, len(images)))
+        return np.asarray(ops.convert_to_numpy(maps), np.float32)
+
+    def _build_maps_fn(self, size):
+        def maps_fn(x, targets):
+            acts, grads, targets = self.graph_activations(x, targets)
+            weights = ops.cast(self.get_cam_weights(x, targets, acts, grads), "float32")
+            cam = ops.relu(ops.einsum("bhwk,bk->bhw", acts, weights))
+            return normalize_maps_tensor(resize_maps_tensor(cam, size))
+
+        return maps_fn
+
+    def graph_activations(self, x, targets):
+        """Inside a compiled function: (A, dscore/dA or None, targets), A and grads float32.
+
+        ``targets`` == -1 means the predicted class (argmax of the logits).
+        """
+        if not self.uses_gradients:
+            feats, logits = self.runner.features_and_logits(x)
+            return ops.cast(feats, "float32"), None, _resolve_targets(targets, logits)
+        feats = self.runner.features(x)
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                tape.watch(feats)
+                logits = ops.cast(self.runner.logits_from_features(x, feats), "float32")
+                targets = _resolve_targets(targets, logits)
+                score = ops.sum(_graph.gather_scores(logits, targets))
+            grads = tape.gradient(score, feats)
+            if grads is None:
+                raise ValueError(
+                    f"Expected a differentiable path from `layer` to the class score. Received: "
+                    f"layer={'/'.join(self.path)!r}: the score does not depend on it differentiably "
+                    "(gradient is None)."
+                )
+        else:  # jax (compile_function runs other backends eagerly, where __call__ never gets here)
+            import jax
+
+            logits, vjp = jax.vjp(lambda f: ops.cast(self.runner.logits_from_features(x, f), "float32"), feats)
+            targets = _resolve_targets(targets, logits)
+            (grads,) = vjp(ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype))
+        return ops.cast(feats, "float32"), ops.cast(grads, "float32"), targets
 
     def predict_targets(self, images) -> np.ndarray:
         logits = self.runner.logits(ops.convert_to_tensor(images))
@@ -147,3 +257,9 @@ class BaseCAM:
                 f"layer={'/'.join(self.path)!r} (gradient is not defined)."
             )
         return grads
+
+
+def _resolve_targets(targets, logits):
+    """Replace -1 entries of ``targets`` by the argmax of ``logits`` (keras.ops)."""
+    predicted = ops.cast(ops.argmax(logits, axis=-1), "int32")
+    return ops.where(targets < 0, predicted, targets)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from keras import ops
 
 from keras_priors.explain.base_cam import BaseCAM
 
@@ -21,6 +21,8 @@ class GradCAM(BaseCAM):
         layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
         output: which model output (index or name); None = "logits" or the first.
         use_logits: score the pre-softmax logit when the model ends with a softmax.
+        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
+        jit_compile: TensorFlow only: compile with XLA.
 
     Example:
         >>> maps = GradCAM(model, layer="backbone/conv3")(images, targets=0)
@@ -33,4 +35,4 @@ class GradCAM(BaseCAM):
     uses_gradients = True
 
     def get_cam_weights(self, images, targets, activations, grads):
-        return grads.mean(axis=(1, 2))
+        return ops.mean(grads, axis=(1, 2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+from keras import ops
 
 from keras_priors.explain.base_cam import BaseCAM
 
@@ -19,6 +19,8 @@ class GradCAMPlusPlus(BaseCAM):
         layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
         output: which model output (index or name); None = "logits" or the first.
         use_logits: score the pre-softmax logit when the model ends with a softmax.
+        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
+        jit_compile: TensorFlow only: compile with XLA.
 
     Example:
         >>> maps = GradCAMPlusPlus(model)(images)
@@ -31,9 +33,10 @@ class GradCAMPlusPlus(BaseCAM):
     uses_gradients = True
 
     def get_cam_weights(self, images, targets, activations, grads, eps: float = 1e-7):
-        g2 = grads**2
+        grads = ops.convert_to_tensor(grads)
+        g2 = grads * grads
         g3 = g2 * grads
-        sum_a = activations.sum(axis=(1, 2), keepdims=True)
+        sum_a = ops.sum(activations, axis=(1, 2), keepdims=True)
         alpha = g2 / (2.0 * g2 + sum_a * g3 + eps)
-        alpha = np.where(grads != 0, alpha, 0.0)
-        return (np.maximum(grads, 0.0) * alpha).sum(axis=(1, 2))
+        alpha = ops.where(ops.not_equal(grads, 0.0), alpha, ops.zeros_like(alpha))
+        return ops.sum(ops.relu(grads) * alpha, axis=(1, 2))

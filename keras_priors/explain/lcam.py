@@ -6,9 +6,17 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_priors.explain import _graph
-from keras_priors.explain._utils import check_images, check_targets, interpolation_matrix, normalize_maps, resize_maps
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain import _compile, _graph
+from keras_priors.explain._utils import (
+    check_images,
+    check_targets,
+    interpolation_matrix,
+    normalize_maps,
+    normalize_maps_tensor,
+    resize_maps,
+    resize_maps_tensor,
+)
+from keras_priors.explain.base_cam import BaseCAM, _resolve_targets
 from keras_priors.validation import check_non_negative, check_one_of
 
 VARIANTS = ("Fm", "Img")
@@ -155,13 +163,17 @@ class LCAM(BaseCAM):
     image and runs the frozen classifier again. The objective is
     :func:`lcam_objective` (weights configurable). At inference one forward pass
     gives the map: the target channel's pre-sigmoid attention, upsampled and
-    min-max normalised.
+    min-max normalised. That pass (features, logits for the predicted class,
+    attention, upsampling, normalisation) is one compiled call unless
+    ``run_eagerly=True`` (see :class:`BaseCAM`).
 
     Args:
         model: the classifier to explain (functional or Sequential; it is frozen).
         variant: "Fm" or "Img".
         layer: feature layer (None = last 4D layer, a name or an ``"outer/inner"`` path).
         output: which classifier output gives the logits.
+        run_eagerly: run inference op by op instead of one compiled function.
+        jit_compile: TensorFlow only: compile inference with XLA.
         **objective_kwargs: ``ce_weight`` (1.5), ``area_weight`` (2),
             ``tv_weight`` (0.01), ``area_power`` (0.3), ``area_eps`` (5e-4),
             ``border_penalty`` (0.3).
@@ -176,11 +188,15 @@ class LCAM(BaseCAM):
         Image Classifiers Using an Attention Mechanism", ECCV Workshops 2022.
     """
 
-    def __init__(self, model, variant: str = "Fm", layer=None, output=None, **objective_kwargs):
+    def __init__(self, model, variant: str = "Fm", layer=None, output=None, run_eagerly: bool = False,
+                 jit_compile: bool = False, **objective_kwargs):
         self.model = model
         self.layer = layer
         self.output = output
         self.variant = variant
+        self.run_eagerly = bool(run_eagerly)
+        self.jit_compile = bool(jit_compile)
+        self._compiled = {}
         self.trainer = LCAMTrainer(model, layer=layer, variant=variant, output=output, **objective_kwargs)
         self.path = self.trainer.layer_path
         self.runner = self.trainer.runner
@@ -206,4 +222,22 @@ class LCAM(BaseCAM):
     def __call__(self, images, targets=None) -> np.ndarray:
         images = check_images(images, getattr(self.model, "input_shape", None))
         targets = check_targets(targets, images.shape[0], self.num_classes)
-        return normalize_maps(resize_maps(self.raw_maps(images, targets), images.shape[1:3]))
+        if self.run_eagerly or not _compile.can_compile():
+            return normalize_maps(resize_maps(self.raw_maps(images, targets), images.shape[1:3]))
+        if not self.trainer.attention.built:
+            self.trainer(ops.convert_to_tensor(images[:1]))  # create the attention weights outside the trace
+        return self.compiled_maps(images, targets)
+
+    def _variables(self):
+        return _compile.unique_variables(self.model, self.trainer)
+
+    def _build_maps_fn(self, size):
+        def maps_fn(x, targets):
+            feats, logits = self.runner.features_and_logits(x)
+            targets = _resolve_targets(targets, ops.cast(logits, "float32"))
+            c = ops.cast(self.trainer.attention(feats), "float32")  # (B, h, w, classes)
+            idx = ops.reshape(targets, (-1, 1, 1, 1))
+            a = ops.squeeze(ops.take_along_axis(c, idx, axis=-1), -1)
+            return normalize_maps_tensor(resize_maps_tensor(a, size))
+
+        return maps_fn

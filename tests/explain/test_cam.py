@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from explain._models import flat_model, images, nested_model, np_cam, np_logits
 
-from keras_priors.explain import CAM
+from keras_priors.explain import CAM, GradCAM
+from keras_priors.explain._utils import normalize_maps, resize_maps
 
 
 @pytest.mark.parity
@@ -48,3 +49,20 @@ def test_cam_without_gap_dense_head_is_an_error():
 def test_cam_layer_must_be_the_gap_input():
     with pytest.raises(ValueError, match="feeding the GAP"):
         CAM(flat_model(), layer="feat")
+
+
+def test_cam_and_default_layer_on_a_zoo_classifier():
+    # Zoo models end in CAMHead, fed by one output of a multi-output backbone (P1..P3): CAM reads the
+    # head's kernel, and the default layer of every explainer is the layer producing that output.
+    import keras_priors as kp
+
+    inference = kp.zoo.build("resnet_tiny", num_classes=3, input_shape=(16, 16, 3)).inference_model()
+    classifier = keras.Model(inference.input["image"], inference.output["logits"])
+    x = images(2, size=16)
+    cam = CAM(classifier)
+    assert cam.path[0] == "backbone" and len(cam.path) == 2
+    assert GradCAM(classifier).path == cam.path
+    head_cam = keras.ops.convert_to_numpy(inference({"image": x})["cam"])[np.arange(2), :, :, [2, 0]]
+    want = normalize_maps(resize_maps(np.maximum(head_cam, 0.0), (16, 16)))
+    np.testing.assert_allclose(cam(x, targets=[2, 0]), want, atol=1e-5)
+    np.testing.assert_allclose(GradCAM(classifier)(x, targets=[2, 0]), want, atol=1e-5)
