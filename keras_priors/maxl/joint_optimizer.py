@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 from keras.src.utils import tracking
 
 from keras_priors.api_export import keras_priors_export
@@ -57,7 +58,8 @@ class JointOptimizer(keras.optimizers.Optimizer):
     def variables(self):
         return self._variables + self.main_optimizer.variables + self.generator_optimizer.variables
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(self, grads, trainable_variables=None, generator_update=True):
+        """Apply ``grads``; ``generator_update`` (bool or boolean scalar tensor) False skips the generator."""
         grads = list(grads)
         if trainable_variables is None:
             trainable_variables = self._trainable_variables
@@ -69,9 +71,18 @@ class JointOptimizer(keras.optimizers.Optimizer):
         g_main, g_gen = self._split(grads)
         v_main, v_gen = self._split(trainable_variables)
         self.main_optimizer.apply(g_main, v_main)
-        self.generator_optimizer.apply(g_gen, v_gen)
+        if generator_update is True:
+            self.generator_optimizer.apply(g_gen, v_gen)
+        elif generator_update is not False:
+            # Skipped, not applied with zero gradients: weight decay and momentum would still move it.
+            def update():
+                self.generator_optimizer.apply(g_gen, v_gen)
+                return ops.convert_to_tensor(True)
 
-    def stateless_apply(self, optimizer_variables, grads, trainable_variables):
+            ops.cond(ops.convert_to_tensor(generator_update, "bool"), update,
+                     lambda: ops.convert_to_tensor(False))
+
+    def stateless_apply(self, optimizer_variables, grads, trainable_variables, generator_update=True):
         n_own, n_main = len(self._variables), len(self.main_optimizer.variables)
         optimizer_variables = list(optimizer_variables)
         own = optimizer_variables[:n_own]
@@ -80,7 +91,15 @@ class JointOptimizer(keras.optimizers.Optimizer):
         g_main, g_gen = self._split(list(grads))
         v_main, v_gen = self._split(list(trainable_variables))
         v_main, o_main = self.main_optimizer.stateless_apply(o_main, g_main, v_main)
-        v_gen, o_gen = self.generator_optimizer.stateless_apply(o_gen, g_gen, v_gen)
+        if generator_update is not False:
+            new_v_gen, new_o_gen = self.generator_optimizer.stateless_apply(o_gen, g_gen, v_gen)
+            if generator_update is True:
+                v_gen, o_gen = new_v_gen, new_o_gen
+            else:
+                # The generator's update is small: compute it, keep it only where asked.
+                keep = ops.convert_to_tensor(generator_update, "bool")
+                v_gen = [ops.where(keep, a, b) for a, b in zip(new_v_gen, v_gen)]
+                o_gen = [ops.where(keep, a, b) for a, b in zip(new_o_gen, o_gen)]
         return self._merge(v_main, v_gen), list(own) + list(o_main) + list(o_gen)
 
     @property

@@ -86,6 +86,10 @@ class LabelGenerator(keras.layers.Layer):
             last key in sorted order, the coarsest pyramid level).
         widths: channel widths of the default encoder (3x3 conv, BN, ReLU, 2x2
             max-pool per width).
+        stem_strides: stride of the default encoder's first convolution. 2
+            (default) runs the generator at half resolution: at 32 px a
+            full-resolution generator costs as much as the resnet_tiny network
+            it labels for (forward and backward), a quarter of that at stride 2.
         hidden_units: width of the hidden dense layer.
         **kwargs: base layer arguments.
 
@@ -110,11 +114,13 @@ class LabelGenerator(keras.layers.Layer):
         Auxiliary Learning. NeurIPS 2019.
     """
 
-    def __init__(self, psi, encoder=None, feature=None, widths=(16, 32, 64), hidden_units: int = 64, **kwargs):
+    def __init__(self, psi, encoder=None, feature=None, widths=(16, 32, 64), hidden_units: int = 64,
+                 stem_strides: int = 2, **kwargs):
         super().__init__(**kwargs)
         self.psi = check_psi(psi, "LabelGenerator")
         self.widths = tuple(check_positive_int("widths", w, "LabelGenerator") for w in widths)
         self.hidden_units = check_positive_int("hidden_units", hidden_units, "LabelGenerator")
+        self.stem_strides = check_positive_int("stem_strides", stem_strides, "LabelGenerator")
         self.feature = feature
         self._custom_encoder = encoder is not None
         # === Layers ===
@@ -122,10 +128,11 @@ class LabelGenerator(keras.layers.Layer):
             stack = []
             for i, w in enumerate(self.widths):
                 stack += [
-                    keras.layers.Conv2D(w, 3, padding="same", use_bias=False, name=f"conv{i + 1}"),
+                    keras.layers.Conv2D(w, 3, strides=self.stem_strides if i == 0 else 1, padding="same",
+                                        use_bias=False, name=f"conv{i + 1}"),
                     keras.layers.BatchNormalization(name=f"bn{i + 1}"),
                     keras.layers.ReLU(name=f"relu{i + 1}"),
-                    keras.layers.MaxPooling2D(2, name=f"pool{i + 1}"),
+                    keras.layers.MaxPooling2D(2, padding="same", name=f"pool{i + 1}"),
                 ]
             encoder = keras.Sequential(stack, name="encoder")
         self.encoder = encoder
@@ -169,6 +176,7 @@ class LabelGenerator(keras.layers.Layer):
             "feature": self.feature,
             "widths": list(self.widths),
             "hidden_units": self.hidden_units,
+            "stem_strides": self.stem_strides,
         })
         return config
 

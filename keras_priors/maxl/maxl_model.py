@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 
 import keras
 from keras import ops
@@ -16,9 +15,10 @@ from keras_priors.maxl.losses import (
     focal_cross_entropy_target_grad,
     label_entropy_penalty,
 )
-from keras_priors.validation import check_non_negative, check_one_of
+from keras_priors.validation import check_non_negative, check_one_of, check_positive_int
 
 ORDERS = ("second", "first")
+FINITE_DIFFERENCES = ("forward", "central")
 
 
 def _select_feature(outputs, feature):
@@ -63,9 +63,29 @@ class MAXLModel(keras.Model):
     * ``order="first"``: the finite-difference approximation of DARTS and of
       the reference's ``model_vgg_maxl_firstorder.py``: with
       ``d = dL_pri(theta+)/d theta+`` and ``eps = finite_difference_epsilon / |d|``,
-      the meta-gradient is
-      ``-alpha * (dL_aux(theta + eps d)/d phi - dL_aux(theta - eps d)/d phi) / (2 eps)``.
+      the meta-gradient is ``-alpha * d/d phi [dL_aux/d theta . d]``, the
+      directional derivative taken by finite differences of ``dL_aux/d q``
+      (``L_aux`` is linear in the generated labels ``q``, so only that
+      gradient is differenced). ``finite_difference="forward"`` (default)
+      uses ``(g(theta + eps d) - g(theta)) / eps`` and reuses the real step's
+      forward pass for ``g(theta)``: one extra forward pass. ``"central"``
+      uses ``(g(theta + eps d) - g(theta - eps d)) / (2 eps)`` as the
+      reference and DARTS do: two extra forward passes.
       (The reference drops the entropy term in this variant; it is kept here.)
+
+    ``generator_update_every=k`` takes the generator's meta-step on every
+    ``k``-th batch only (the network trains on every batch with the current
+    generator's labels). The reference updates on every batch (``k = 1``); a
+    larger ``k`` amortises the meta-step, as is common in meta-learning, and
+    changes the algorithm accordingly. The step is one compiled function
+    either way: the choice is a ``cond`` on the optimizer's iteration count.
+
+    Cost of one step in passes over the network, next to a single-task
+    step's one forward+backward: first order with forward differences, two
+    forward+backward (at ``theta`` and ``theta+``) and one forward, plus the
+    generator's forward and backward; central differences add one forward;
+    a step that skips the generator update is one forward+backward plus the
+    generator's forward. ``benchmarks/maxl_step.py`` measures the ratios.
 
     The virtual step reuses the gradient of the real step: both heads'
     optimizer step and the generator step are taken from the same batch, the
@@ -76,7 +96,8 @@ class MAXLModel(keras.Model):
 
     ``fit`` takes batches that are dicts with ``image`` and ``label`` (extra
     keys are ignored) and logs ``loss`` (primary focal loss), ``aux_loss``,
-    ``meta_loss`` (primary loss after the virtual step), ``label_entropy``
+    ``meta_loss`` (primary loss after the virtual step, averaged over the
+    batches that updated the generator), ``label_entropy``
     (the penalty value) and ``accuracy``.
 
     Args:
@@ -94,6 +115,10 @@ class MAXLModel(keras.Model):
         entropy_weight: weight of the anti-collapse term (0.2).
         focal_gamma: focusing exponent of both head losses (2; 0 = cross-entropy).
         finite_difference_epsilon: the first-order step scale (0.01).
+        finite_difference: ``"forward"`` (one extra forward pass, reuses the
+            real step's) or ``"central"`` (two, as in the reference).
+        generator_update_every: update the generator on every ``k``-th
+            batch (1, every batch, as in the reference).
         **kwargs: ``keras.Model`` arguments.
 
     Example:
@@ -114,7 +139,8 @@ class MAXLModel(keras.Model):
 
     def __init__(self, backbone, psi, num_classes=None, generator=None, feature=None, order: str = "second",
                  virtual_learning_rate: float = 0.01, entropy_weight: float = 0.2,
-                 focal_gamma: float = 2.0, finite_difference_epsilon: float = 0.01, **kwargs):
+                 focal_gamma: float = 2.0, finite_difference_epsilon: float = 0.01,
+                 finite_difference: str = "forward", generator_update_every: int = 1, **kwargs):
         super().__init__(**kwargs)
         # === Config ===
         self.psi = check_psi(psi, "MAXLModel")
@@ -130,6 +156,10 @@ class MAXLModel(keras.Model):
         self.focal_gamma = check_non_negative("focal_gamma", focal_gamma, "MAXLModel")
         self.finite_difference_epsilon = check_non_negative(
             "finite_difference_epsilon", finite_difference_epsilon, "MAXLModel")
+        self.finite_difference = check_one_of("finite_difference", finite_difference, FINITE_DIFFERENCES,
+                                              "MAXLModel")
+        self.generator_update_every = check_positive_int("generator_update_every", generator_update_every,
+                                                         "MAXLModel")
         self.feature = feature
         if not isinstance(backbone, keras.Model) or not getattr(backbone, "inputs", None):
             raise ValueError(
@@ -258,16 +288,33 @@ class MAXLModel(keras.Model):
         return {"loss": self.primary_tracker.result(), "accuracy": self.accuracy_tracker.result()}
 
     # === The MAXL step (backend-independent maths; gradients from _autodiff) ===
-    def maxl_gradients(self, net_tv, net_ntv, gen_tv, gen_ntv, images, labels):
+    def maxl_gradients(self, net_tv, net_ntv, gen_tv, gen_ntv, images, labels, update_generator=True):
         """Gradients of one MAXL step from explicit variable values.
+
+        Args:
+            net_tv, net_ntv, gen_tv, gen_ntv: values of the network's and the
+                generator's trainable and non-trainable variables.
+            images, labels: the batch.
+            update_generator: True for the full MAXL step, False for the
+                network's step only (generator gradients are zeros), or a
+                boolean scalar tensor choosing between them inside a compiled
+                step (one ``cond``; only the chosen branch runs).
 
         Returns:
             ``(net_grads, gen_grads, new_net_ntv, new_gen_ntv, stats)`` where
             ``stats`` has ``loss``, ``aux_loss``, ``meta_loss``,
-            ``label_entropy`` and ``logits``.
+            ``label_entropy``, ``generator_updated`` (1.0 or 0.0) and ``logits``.
         """
-        alpha = self.virtual_learning_rate
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        args = (list(net_tv), list(net_ntv), list(gen_tv), list(gen_ntv), images, labels)
+        if isinstance(update_generator, bool):
+            return self._maxl_step(*args, update_generator)
+        return ops.cond(ops.convert_to_tensor(update_generator, "bool"),
+                        lambda: self._maxl_step(*args, True), lambda: self._maxl_step(*args, False))
+
+    def _maxl_step(self, net_tv, net_ntv, gen_tv, gen_ntv, images, labels, update_generator):
+        alpha = self.virtual_learning_rate
+        gamma = self.focal_gamma
 
         def generate(gen_params):
             q, new_ntv = self.generator.stateless_call(gen_params, gen_ntv, images, labels, training=True)
@@ -276,14 +323,26 @@ class MAXLModel(keras.Model):
         def train_loss(net_params, q):
             out, new_ntv = self.network.stateless_call(net_params, net_ntv, images, training=True)
             l_pri = self._primary_loss(labels, out["logits"])
-            l_aux = focal_cross_entropy(q, ops.softmax(ops.cast(out["aux_logits"], "float32")), self.focal_gamma)
-            return l_pri + l_aux, (l_pri, l_aux, out["logits"], new_ntv)
+            aux_probs = ops.softmax(ops.cast(out["aux_logits"], "float32"))
+            l_aux = focal_cross_entropy(q, aux_probs, gamma)
+            return l_pri + l_aux, (l_pri, l_aux, out["logits"], aux_probs, new_ntv)
 
         def primary_after(net_params):
             out, _ = self.network.stateless_call(net_params, net_ntv, images, training=True)
             return self._primary_loss(labels, out["logits"]), None
 
-        if self.order == "second":
+        def aux_target_grad(params):
+            # d L_aux / d q at these network weights (L_aux is linear in q).
+            out, _ = self.network.stateless_call(params, net_ntv, images, training=True)
+            return focal_cross_entropy_target_grad(ops.softmax(ops.cast(out["aux_logits"], "float32")), gamma)
+
+        if not update_generator:
+            q, new_gen_ntv = generate(gen_tv)
+            q = ops.stop_gradient(q)
+            (_, aux), net_grads = _autodiff.value_and_grad(train_loss)(net_tv, q)
+            gen_grads = [ops.zeros_like(t) for t in gen_tv]
+            after, entropy = ops.zeros(()), label_entropy_penalty(q)
+        elif self.order == "second":
             def meta_objective(gen_params):
                 q, new_gen_ntv = generate(gen_params)
                 (_, aux), grads = _autodiff.value_and_grad(train_loss)(net_tv, q)
@@ -303,24 +362,33 @@ class MAXLModel(keras.Model):
             (after, _), d = _autodiff.value_and_grad(primary_after)(plus)
             norm = ops.sqrt(sum(ops.sum(ops.square(x)) for x in d))
             eps = self.finite_difference_epsilon / ops.maximum(norm, 1e-12)
-
-            def aux_target_grad(sign):
-                params = [t + sign * eps * x for t, x in zip(net_tv, d)]
-                out, _ = self.network.stateless_call(params, net_ntv, images, training=True)
-                return focal_cross_entropy_target_grad(ops.softmax(ops.cast(out["aux_logits"], "float32")),
-                                                       self.focal_gamma)
-
-            hessian_q = (aux_target_grad(1.0) - aux_target_grad(-1.0)) / (2.0 * eps)
+            g_plus = aux_target_grad([t + eps * x for t, x in zip(net_tv, d)])
+            if self.finite_difference == "central":
+                g_minus = aux_target_grad([t - eps * x for t, x in zip(net_tv, d)])
+                hessian_q = (g_plus - g_minus) / (2.0 * eps)
+            else:
+                # g(theta) from the real step's forward pass: no extra pass.
+                g_theta = focal_cross_entropy_target_grad(ops.stop_gradient(aux[3]), gamma)
+                hessian_q = (g_plus - g_theta) / eps
             (entropy, _), entropy_q = _autodiff.value_and_grad(lambda p: (label_entropy_penalty(p), None))(q)
             gen_grads = pullback(-alpha * hessian_q + self.entropy_weight * entropy_q)
-        l_pri, l_aux, logits, new_net_ntv = aux
-        stats = {"loss": l_pri, "aux_loss": l_aux, "meta_loss": after, "label_entropy": entropy, "logits": logits}
-        return list(net_grads), list(gen_grads), new_net_ntv, new_gen_ntv, stats
+        l_pri, l_aux, logits, _, new_net_ntv = aux
+        stats = {"loss": l_pri, "aux_loss": l_aux, "meta_loss": ops.cast(after, "float32"),
+                 "label_entropy": ops.cast(entropy, "float32"),
+                 "generator_updated": ops.convert_to_tensor(1.0 if update_generator else 0.0, "float32"),
+                 "logits": logits}
+        return list(net_grads), list(gen_grads), list(new_net_ntv), list(new_gen_ntv), stats
+
+    def _generator_update_flag(self, iterations):
+        """True (static) when k = 1, else ``iterations % k == 0`` as a tensor."""
+        if self.generator_update_every == 1:
+            return True
+        return ops.equal(ops.mod(ops.cast(iterations, "int32"), self.generator_update_every), 0)
 
     def _update_trackers(self, stats, labels):
         self.primary_tracker.update_state(stats["loss"])
         self.aux_tracker.update_state(stats["aux_loss"])
-        self.meta_tracker.update_state(stats["meta_loss"])
+        self.meta_tracker.update_state(stats["meta_loss"], sample_weight=stats["generator_updated"])
         self.entropy_tracker.update_state(stats["label_entropy"])
         self._update_accuracy(labels, stats["logits"])
 
@@ -336,10 +404,12 @@ class MAXLModel(keras.Model):
         import tensorflow as tf
 
         values = lambda vs: [tf.identity(v.value) for v in vs]  # noqa: E731
+        update = self._generator_update_flag(self.optimizer.iterations)
         net_grads, gen_grads, new_net_nt, new_gen_nt, stats = self.maxl_gradients(
-            values(net_vars), values(net_nt), values(gen_vars), values(gen_nt), x["image"], x["label"])
+            values(net_vars), values(net_nt), values(gen_vars), values(gen_nt), x["image"], x["label"], update)
         grads = {id(v): g for v, g in zip(net_vars + gen_vars, net_grads + gen_grads)}
-        self.optimizer.apply([grads[id(v)] for v in self.trainable_variables], self.trainable_variables)
+        self.optimizer.apply([grads[id(v)] for v in self.trainable_variables], self.trainable_variables,
+                             generator_update=update)
         for v, new in zip(net_nt + gen_nt, list(new_net_nt) + list(new_gen_nt)):
             v.assign(new)
         self._update_trackers(stats, x["label"])
@@ -380,13 +450,15 @@ class MAXLModel(keras.Model):
         gen_i = self._index(self.generator.trainable_variables, self.trainable_variables)
         net_ni = self._index(self.network.non_trainable_variables, self.non_trainable_variables)
         gen_ni = self._index(self.generator.non_trainable_variables, self.non_trainable_variables)
+        step = ov[self._index([self.optimizer.iterations], self.optimizer.variables)[0]]
+        update = self._generator_update_flag(step)
         net_grads, gen_grads, new_net_nt, new_gen_nt, stats = self.maxl_gradients(
             [tv[i] for i in net_i], [ntv[i] for i in net_ni], [tv[i] for i in gen_i], [ntv[i] for i in gen_ni],
-            x["image"], x["label"])
+            x["image"], x["label"], update)
         grads = [None] * len(tv)
         for i, g in zip(net_i + gen_i, net_grads + gen_grads):
             grads[i] = g
-        tv, ov = self.optimizer.stateless_apply(ov, grads, tv)
+        tv, ov = self.optimizer.stateless_apply(ov, grads, tv, generator_update=update)
         ntv = list(ntv)
         for i, value in zip(net_ni + gen_ni, list(new_net_nt) + list(new_gen_nt)):
             ntv[i] = value
@@ -406,6 +478,8 @@ class MAXLModel(keras.Model):
             "entropy_weight": self.entropy_weight,
             "focal_gamma": self.focal_gamma,
             "finite_difference_epsilon": self.finite_difference_epsilon,
+            "finite_difference": self.finite_difference,
+            "generator_update_every": self.generator_update_every,
         }
 
     @classmethod

@@ -8,10 +8,12 @@ from keras import ops
 
 from keras_priors.data.kakapo import make_kakapo
 from keras_priors.maxl import (
+    FASHION_MNIST_HIERARCHY,
     LabelGenerator,
     MAXLModel,
     focal_cross_entropy,
     hierarchy_mask,
+    hierarchy_tables,
     label_entropy_penalty,
     masked_softmax,
 )
@@ -138,12 +140,12 @@ def test_second_order_meta_gradient_matches_finite_differences():
 
 
 @pytest.mark.parity
-def test_first_order_approximation_close_to_second_order():
+@pytest.mark.parametrize("difference", ["forward", "central"])
+def test_first_order_approximation_close_to_second_order(difference):
     keras.utils.set_random_seed(4)
     images, labels = _batch(seed=1)
     second = _tiny_model("second", alpha=0.1)
-    first = MAXLModel.from_config(second.get_config())
-    first.order = "first"
+    first = MAXLModel.from_config({**second.get_config(), "order": "first", "finite_difference": difference})
     first.set_weights(second.get_weights())
     _, g2, _, _, s2 = _meta_grads(second, images, labels)
     _, g1, _, _, s1 = _meta_grads(first, images, labels)
@@ -153,6 +155,76 @@ def test_first_order_approximation_close_to_second_order():
     assert cosine > 0.99, cosine
     assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.1
     np.testing.assert_allclose(_np(s1["meta_loss"]), _np(s2["meta_loss"]), rtol=1e-5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("order", ["second", "first"])
+def test_step_without_generator_update_is_the_plain_multitask_step(order):
+    keras.utils.set_random_seed(5)
+    model = _tiny_model(order)
+    images, labels = _batch(seed=2)
+    net_full, gen_full, ntv_full, _, s_full = _meta_grads(model, images, labels)
+    net_skip, gen_skip, ntv_skip, _, s_skip = model.maxl_gradients(
+        _values(model.network.trainable_variables), _values(model.network.non_trainable_variables),
+        _values(model.generator.trainable_variables), _values(model.generator.non_trainable_variables),
+        images, labels, update_generator=False)
+    # Same network gradients (the real step does not depend on the meta-step), zero generator gradients.
+    for a, b in zip(net_full, net_skip):
+        np.testing.assert_allclose(_np(a), _np(b), rtol=1e-5, atol=1e-7)
+    assert all(np.all(_np(g) == 0) for g in gen_skip)
+    assert max(np.abs(_np(g)).max() for g in gen_full) > 0
+    assert float(_np(s_full["generator_updated"])) == 1.0 and float(_np(s_skip["generator_updated"])) == 0.0
+    np.testing.assert_allclose(_np(s_full["loss"]), _np(s_skip["loss"]), rtol=1e-6)
+
+
+@pytest.mark.parity
+def test_generator_update_every_k_updates_only_every_kth_batch():
+    keras.utils.set_random_seed(6)
+    model = MAXLModel(_tiny_backbone(), psi=PSI, generator=_tiny_generator(), order="first",
+                      generator_update_every=2)
+    # Weight decay on the generator: a skipped step must not apply it either.
+    model.compile(optimizer=keras.optimizers.SGD(0.05),
+                  generator_optimizer=keras.optimizers.SGD(0.1, weight_decay=0.1))
+    images, labels = _batch(n=8, seed=3)
+    batch = {"image": images, "label": labels}
+    changed = []
+    for _ in range(4):
+        gen_before = [_np(v).copy() for v in model.generator.trainable_variables]
+        net_before = [_np(v).copy() for v in model.network.trainable_variables]
+        model.train_on_batch(batch)
+        changed.append(any(np.any(_np(v) != b) for v, b in zip(model.generator.trainable_variables, gen_before)))
+        assert any(np.any(_np(v) != b) for v, b in zip(model.network.trainable_variables, net_before))
+    assert changed == [True, False, True, False]
+    assert int(_np(model.optimizer.iterations)) == 4
+    assert model.get_config()["generator_update_every"] == 2
+    with pytest.raises(ValueError, match="generator_update_every.*Received: generator_update_every=0"):
+        MAXLModel(_tiny_backbone(), psi=PSI, generator_update_every=0)
+    with pytest.raises(ValueError, match="finite_difference"):
+        MAXLModel(_tiny_backbone(), psi=PSI, finite_difference="backward")
+
+
+# === Hierarchies ===
+
+def test_hierarchy_tables_and_fashion_mnist_hierarchy():
+    coarse, aux, psi = hierarchy_tables(FASHION_MNIST_HIERARCHY)
+    assert psi == [5, 3, 2]
+    np.testing.assert_array_equal(coarse, [0, 2, 0, 0, 0, 1, 0, 1, 2, 1])
+    # Auxiliary ids sit in their coarse class's block of hierarchy_mask(psi).
+    np.testing.assert_array_equal(hierarchy_mask(psi)[coarse, aux], 1.0)
+    assert sorted(aux.tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="exactly once"):
+        hierarchy_tables((("a", (0, 1)), ("b", (1,))))
+    from keras_priors.maxl import fashion_mnist_hierarchy
+
+    try:
+        train = fashion_mnist_hierarchy("train", num_samples=50, seed=1)
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST IDX files not installed")
+    assert train["image"].shape == (50, 28, 28, 1) and train["image"].dtype == np.float32
+    np.testing.assert_array_equal(train["label"], coarse[train["fine_label"]])
+    np.testing.assert_array_equal(train["aux_label"], aux[train["fine_label"]])
+    again = fashion_mnist_hierarchy("train", num_samples=50, seed=1)
+    np.testing.assert_array_equal(again["fine_label"], train["fine_label"])
 
 
 # === Training, serialization ===
