@@ -148,6 +148,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, relative evidence)"),
             Config("cam+mask_decoder", _cam_and_mask_decoder, note="CAMSuppression + MaskDecoder(head mask)"),
             Config("confidence_penalty", _confidence_penalty, note="ConfidencePenalty(beta=0.1)"),
+            Config("dual_input", _dual_input, note="DualInput(head box, concat): the head crop shows little background"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
     ),
@@ -206,6 +207,18 @@ STUDIES = {
         ),
         metrics=("accuracy", "cam_in_mask", "ece"),
     ),
+    # Investigation: do label smoothing and the confidence penalty calibrate when there is no shortcut to learn?
+    "decoy_calibration": Study(
+        "decoy_calibration", "Decoy Fashion-MNIST without the shortcut: calibration (investigation)",
+        "decoy_fmnist", 10, 28,
+        (
+            Config("reference", _none, shortcut=False, note="no prior, no shortcut"),
+            Config("label_smoothing", _label_smoothing, shortcut=False, note="LabelSmoothing(0.1), no shortcut"),
+            Config("confidence_penalty", _confidence_penalty, shortcut=False,
+                   note="ConfidencePenalty(beta=0.1), no shortcut"),
+        ),
+        metrics=("accuracy", "ece"),
+    ),
 }
 #: The studies ``keras-priors bench evidence`` runs unless told otherwise.
 DEFAULT_STUDIES = ("kakapo", "decoy_fmnist", "fmnist_textures", "kakapo_10pct")
@@ -215,6 +228,7 @@ SIZES = {
     "smoke": {"train": 128, "test": 64, "epochs": 1, "batch_size": 32, "studies": {}},
     "default": {"train": 3000, "test": 1000, "epochs": 12, "batch_size": 64,
                 "studies": {"decoy_fmnist": {"train": 6000, "epochs": 4}, "decoy_cam_sweep": {"train": 6000, "epochs": 4},
+                            "decoy_calibration": {"train": 6000, "epochs": 4},
                             "fmnist_textures": {"train": 6000, "epochs": 6},
                             "kakapo_10pct": {"epochs": 40}}},
     "full": {"train": 10000, "test": 2000, "epochs": 20, "batch_size": 64,
@@ -250,7 +264,7 @@ def check_targets(agg: dict) -> list[dict]:
         add("Decoy-FMNIST: CAM suppression accuracy within 1 point of the shortcut-free model",
             f"{100 * a:.1f} % vs {100 * r:.1f} % (gap {100 * (r - a):+.1f} points)", r - a <= 0.01)
     p = _get(agg, "kakapo", "plain", "worst_group_accuracy")
-    for cfg in ("cam_suppression", "cam+mask_decoder"):
+    for cfg in ("cam_suppression", "cam+mask_decoder", "dual_input"):
         w = _get(agg, "kakapo", cfg, "worst_group_accuracy")
         if p is not None and w is not None:
             add(f"Kakapo: {cfg} worst-group accuracy >= plain + 20 points",
@@ -378,7 +392,8 @@ def format_markdown(agg: dict, targets: list[dict], meta: dict) -> str:
     """The results page: one table per study, then the targets."""
     lines = ["# Evidence: does each prior help?", "",
              f"Written by `{meta['command']}` on {meta['date']} ({meta['machine']}; backend {meta['backend']}; "
-             f"size `{meta['size']}`, seeds {meta['seeds']}, total {meta['minutes']:.1f} min).",
+             f"size `{meta['size']}`, {meta['seeds']} seed(s) per configuration, {meta['runs']} runs, "
+             f"{meta['minutes']:.1f} min of training in all, as measured on this machine at the time).",
              "Model: `resnet_tiny` (about 80k parameters) trained from scratch with Adam (learning rate 5e-3); every configuration "
              "of a study gets the same data and the same number of optimiser steps. Cells are mean ± standard "
              "deviation over seeds; the seed sets the data sample and the initialisation.", ""]
@@ -413,10 +428,16 @@ def plot(agg: dict, path: str) -> str | None:
     except ImportError:
         return None
     studies = [s for s in STUDIES.values() if s.name in agg]
-    fig, axes = plt.subplots(1, len(studies), figsize=(4.8 * len(studies), 3.8), squeeze=False)
-    for ax, study in zip(axes[0], studies):
+    cols = min(2, len(studies))
+    rows = math.ceil(len(studies) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(studies):]:
+        ax.axis("off")
+    for ax, study in zip(axes.flat, studies):
         configs = [c.name for c in study.configs if c.name in agg[study.name]]
         metrics = [m for m in study.metrics if m != "ece"][:2]
+        if len(metrics) < 2 and "ece" in study.metrics:
+            metrics.append("ece")
         width = 0.8 / len(metrics)
         for j, metric in enumerate(metrics):
             means = [agg[study.name][c].get(metric, {}).get("mean", np.nan) for c in configs]
@@ -434,6 +455,15 @@ def plot(agg: dict, path: str) -> str | None:
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def _seed_counts(records: list[dict]) -> str:
+    """``"3"``, or ``"1–3"`` when configurations have different numbers of seeds."""
+    seeds: dict = {}
+    for r in records:
+        seeds.setdefault((r["study"], r["config"]), set()).add(r["seed"])
+    counts = sorted(len(v) for v in seeds.values()) or [0]
+    return str(counts[0]) if counts[0] == counts[-1] else f"{counts[0]}–{counts[-1]}"
 
 
 def read_records(path: str) -> list[dict]:
@@ -503,9 +533,15 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
     targets = check_targets(agg)
     import datetime
 
-    meta = {"command": "keras-priors bench evidence" + ("" if size == "default" else f" --size {size}"),
+    command = "keras-priors bench evidence" + ("" if size == "default" else f" --size {size}")
+    if studies:
+        command += f" --studies {','.join(names)}"
+    if configs:
+        command += f" --configs {','.join(configs)}"
+    meta = {"command": command,
             "date": datetime.date.today().isoformat(), "machine": f"{cpu_model()}, {usable_cores()} cores",
-            "backend": keras.backend.backend(), "size": size, "seeds": seeds,
+            "backend": keras.backend.backend(), "size": size, "runs": len(records),
+            "seeds": _seed_counts(records),
             "minutes": sum(r["train_seconds"] for r in records) / 60}
     text = format_markdown(agg, targets, meta)
     write_atomic(os.path.join(out, "RESULTS.md"), text)
