@@ -287,12 +287,6 @@ def check_targets(agg: dict) -> list[dict]:
 # === Data ===
 
 
-def _subset(arrays: dict, n: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(arrays["label"]))[:n]
-    return {k: v[idx] for k, v in arrays.items()}
-
-
 def load_study_data(study: Study, size: dict, seed: int, shortcut: bool, fraction: float, fmnist_path=None):
     """Numpy train and test dicts for one study, seed and configuration."""
     from keras_priors import data
@@ -362,7 +356,7 @@ def aggregate(records: list[dict]) -> dict:
     for study, configs in groups.items():
         for config, runs in configs.items():
             cell = {}
-            for metric in ("accuracy", "worst_group_accuracy", "cam_in_mask", "ece", "train_seconds"):
+            for metric in METRIC_TITLES:
                 values = np.array([r.get(metric, float("nan")) for r in runs], dtype=np.float64)
                 values = values[~np.isnan(values)]
                 if values.size:

@@ -236,3 +236,20 @@ def load_weights_file(backbone: keras.Model, path: str) -> None:
             f"The weights in {path!r} do not fit the backbone {backbone.name!r} "
             f"({backbone.count_params()} parameters). Expected a Keras 2 HDF5 file of the same architecture. Cause: {e}"
         ) from e
+
+
+def copy_weights_in_order(source: keras.Model, target: keras.Model) -> None:
+    """Assign ``source``'s weights to ``target``'s, paired in order (both built the same way), shapes checked.
+
+    Names are not compared: keras-hub numbers some layers per process
+    (``..._1``), so a preset read back gets other names than the zoo's copy.
+    Nothing is assigned unless every pair fits.
+    """
+    src, dst = source.weights, target.weights
+    if len(src) != len(dst):
+        raise ValueError(f"the source has {len(src)} weight tensors. Expected: {len(dst)}")
+    for a, b in zip(src, dst):
+        if tuple(a.shape) != tuple(b.shape):
+            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. Received: {a.path!r} of shape {tuple(a.shape)}")
+    for a, b in zip(src, dst):
+        b.assign(a)

@@ -9,6 +9,7 @@ import keras
 from keras_priors.layers import CAMHead
 from keras_priors.priors.prior import BuildContext, Prior
 from keras_priors.validation import check_fraction, check_positive_int
+from keras_priors.zoo.backbones import copy_weights_in_order
 from keras_priors.zoo.preprocess import Preprocess
 from keras_priors.zoo.prior_model import PriorModel
 from keras_priors.zoo.registry import get_spec
@@ -131,7 +132,7 @@ def load_backbone_weights(backbone: keras.Model, path: str) -> None:
             source = _find_backbone(saved)
             if source is None:
                 raise ValueError("it holds no layer named 'backbone'")
-            _copy_weights(source, backbone)
+            copy_weights_in_order(source, backbone)
         else:
             backbone.load_weights(path)
     except (ValueError, KeyError, OSError) as e:
@@ -149,11 +150,3 @@ def _find_backbone(model):
         if inner is not None:
             return inner
     return None
-
-
-def _copy_weights(source, target):
-    src, dst = source.weights, target.weights
-    if len(src) != len(dst) or any(tuple(a.shape) != tuple(b.shape) for a, b in zip(src, dst)):
-        raise ValueError(f"{len(src)} weight tensors of other shapes than the {len(dst)} expected")
-    for a, b in zip(src, dst):
-        b.assign(a)

@@ -17,6 +17,8 @@ import warnings
 
 import keras
 
+from keras_priors.zoo import backbones
+
 #: Architecture arguments of each entry, as the keras-hub presets of the same name have them.
 LAYOUTS = {
     "resnet_18": ("ResNetBackbone", dict(
@@ -115,28 +117,12 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
     try:
         input_shape = tuple(backbone.input.shape[1:])
         source = keras_hub.models.Backbone.from_preset(path, image_shape=input_shape)
-        _copy_in_order(pyramid_from_hub(source, input_shape), backbone)
+        backbones.copy_weights_in_order(pyramid_from_hub(source, input_shape), backbone)
     except (ValueError, KeyError, OSError) as e:
         raise ValueError(
             f"The keras-hub preset {path!r} does not fit the backbone {backbone.name!r} "
             f"({backbone.count_params()} parameters). Expected a preset of the same architecture. Cause: {e}"
         ) from e
-
-
-def _copy_in_order(source: keras.Model, target: keras.Model) -> None:
-    """Assign ``source``'s weights to ``target``'s, paired in order (both built the same way), shapes checked.
-
-    Names are not compared: keras-hub numbers some layers per process
-    (``..._1``), so a preset read back gets other names than the zoo's copy.
-    """
-    src, dst = source.weights, target.weights
-    if len(src) != len(dst):
-        raise ValueError(f"the preset has {len(src)} weight tensors up to the last feature map. Expected: {len(dst)}")
-    for a, b in zip(src, dst):
-        if tuple(a.shape) != tuple(b.shape):
-            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. Received: {a.path!r} of shape {tuple(a.shape)}")
-    for a, b in zip(src, dst):
-        b.assign(a)
 
 
 def register_hub_models(register) -> bool:
