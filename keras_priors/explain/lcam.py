@@ -10,7 +10,6 @@ from keras_priors.explain import _compile, _graph
 from keras_priors.explain._utils import (
     check_images,
     check_targets,
-    interpolation_matrix,
     normalize_maps,
     normalize_maps_tensor,
     resize_maps,
@@ -138,11 +137,7 @@ class LCAMTrainer(keras.Model):
             masked = feats * ops.cast(ops.expand_dims(a, -1), feats.dtype)
             logits = self.runner.logits_from_features(images, masked)
         else:
-            H, W = images.shape[1], images.shape[2]
-            h, w = a.shape[1], a.shape[2]
-            my = ops.convert_to_tensor(interpolation_matrix(H, h))
-            mx = ops.convert_to_tensor(interpolation_matrix(W, w))
-            up = ops.einsum("Hh,bhw,Ww->bHW", my, a, mx)
+            up = resize_maps_tensor(a, (images.shape[1], images.shape[2]))
             logits = self.runner.logits(images * ops.cast(ops.expand_dims(up, -1), images.dtype))
         return logits, a
 
