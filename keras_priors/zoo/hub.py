@@ -1,5 +1,9 @@
 """keras-hub backbones in the zoo, registered when ``keras_hub`` is installed.
 
+``keras_hub`` is found on the path, not imported, when the entries are
+registered: listing the zoo stays fast; the import happens when a ``hub_*``
+model is built.
+
 Each entry builds a keras-hub backbone from its architecture arguments (no
 download), then exposes the backbone's ``pyramid_outputs`` renamed by stride
 (``P<k>`` has stride ``2**k``, the zoo convention; keras-hub's MiT calls its
@@ -13,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 
 import keras
 
@@ -51,20 +54,27 @@ _registered = False
 
 
 def hub_available() -> bool:
-    """Whether ``keras_hub`` imports (an installed but broken keras_hub warns and counts as absent)."""
+    """Whether ``keras_hub`` is installed (found on the path; not imported: it takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec("keras_hub") is not None
+
+
+def _import_keras_hub():
+    """``keras_hub``, or a clear error when it is installed but does not import."""
     try:
-        import keras_hub  # noqa: F401
-    except ImportError:
-        return False
+        import keras_hub
     except Exception as e:  # e.g. a keras_hub built for another Keras
-        warnings.warn(f"keras_hub is installed but failed to import; the zoo lists no hub_* models. Cause: {e!r}",
-                      stacklevel=2)
-        return False
-    return True
+        raise ImportError(
+            "Expected keras_hub to import for the zoo's hub_* models. Received: "
+            f"{type(e).__name__}: {e}. Install a keras-hub release that matches your Keras "
+            "(pip install 'keras-priors[hub]')."
+        ) from e
+    return keras_hub
 
 
 def _hub_backbone(layout: str, input_shape, preset: str | None = None):
-    import keras_hub
+    keras_hub = _import_keras_hub()
 
     class_name, kwargs = LAYOUTS[layout]
     cls = getattr(keras_hub.models, class_name)
@@ -110,7 +120,7 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
 
     if os.path.isfile(path):
         return load_backbone_weights(backbone, path)
-    import keras_hub
+    keras_hub = _import_keras_hub()
 
     if not os.path.isdir(path) and (os.sep in path or path.startswith(".")):
         raise FileNotFoundError(f"Preset directory not found. Expected a keras-hub preset directory. Received: {path!r}")

@@ -71,3 +71,22 @@ def test_local_preset_round_trip(tmp_path):
         zoo.build("hub_resnet_50", num_classes=3, input_shape=(32, 32, 3), weights=preset)
     with pytest.raises(FileNotFoundError, match="no_such_preset"):
         zoo.build("hub_resnet_18", num_classes=3, input_shape=(32, 32, 3), weights=str(tmp_path / "no_such_preset"))
+
+
+def test_listing_the_zoo_does_not_import_keras_hub():
+    # keras_hub takes seconds to import: listing finds it on the path, building imports it.
+    import subprocess
+    import sys
+
+    code = ("import sys, keras_priors as kp; names = kp.zoo.list_models('hub_*'); "
+            "assert 'hub_resnet_18' in names, names; assert 'keras_hub' not in sys.modules; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def test_broken_keras_hub_is_a_clear_error_at_build_time(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # `import keras_hub` now raises ImportError
+    with pytest.raises(ImportError, match="Expected keras_hub to import for the zoo's hub_\\* models"):
+        zoo.build("hub_resnet_18", num_classes=2, input_shape=(32, 32, 3))
