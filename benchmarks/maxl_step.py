@@ -147,6 +147,15 @@ def step_times(args):
                      f"{first:.1f}" if isinstance(first, float) else first])
     print(markdown_table(["step", "median ms", "ratio to single-task (median of paired rounds)", "first call s"],
                          rows))
+    parts = ("network forward+backward", "network forward", "generator forward+backward")
+    if all(p in per_round for p in parts):
+        # What the first-order, forward-difference step cannot do without: the real step's and the virtual
+        # step's forward+backward, the forward at theta + eps d, and the generator's forward+backward.
+        floor = [2 * a + b + c for a, b, c in zip(*(per_round[p] for p in parts))]
+        ratio = statistics.median(f / b for f, b in zip(floor, base))
+        print(f"\nPass-count floor of the k=1 first-order step (2 x network forward+backward + network forward + "
+              f"generator forward+backward, each timed alone above): {1000 * statistics.median(floor):.1f} ms, "
+              f"{ratio:.2f}x the single-task step.")
     print()
     print("\n".join(machine_lines(load0)))
 
