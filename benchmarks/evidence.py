@@ -26,8 +26,14 @@ over seeds, and the targets of issue 7 marked met or missed),
 finished run; a rerun with ``--resume`` skips the runs already there, so an
 interrupted benchmark loses nothing).
 
-Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (about 30 minutes on
-two idle CPU cores) and ``full`` (more data and epochs).
+Every run trains ``resnet_tiny`` with Adam, learning rate 5e-3 with cosine
+decay to 0 over the run, for the same number of steps in every configuration
+of a study. Runs are independent: ``--workers N`` (default: one per usable
+core, at most 4) trains N at a time, each in its own process.
+
+Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (57 runs; measured
+27.7 min wall time on an idle 2-core machine with 2 workers) and ``full``
+(more data and epochs).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ import sys
 import time
 from typing import Callable
 
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # also for the worker processes, which inherit it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import cpu_model, select_backend, usable_cores  # noqa: E402
 
@@ -128,9 +135,9 @@ def _dual_input(nc):
     return [_priors().DualInput(part="part_box", fusion="concat")]
 
 
-def _auxiliary(nc):
+def _auxiliary(weight=0.3):
     # Species of the kakapo data: 0 = kakapo, 1..4 other birds.
-    return [_priors().Auxiliary(num_classes=5, target="aux_label", weight=0.3)]
+    return lambda nc: [_priors().Auxiliary(num_classes=5, target="aux_label", weight=weight)]
 
 
 REFERENCE_NOTE = "no shortcut in training (upper reference)"
@@ -147,7 +154,6 @@ STUDIES = {
             Config("plain", _none),
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, relative evidence)"),
             Config("cam+mask_decoder", _cam_and_mask_decoder, note="CAMSuppression + MaskDecoder(head mask)"),
-            Config("confidence_penalty", _confidence_penalty, note="ConfidencePenalty(beta=0.1)"),
             Config("dual_input", _dual_input, note="DualInput(head box, concat): the head crop shows little background"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
@@ -180,7 +186,7 @@ STUDIES = {
             Config("plain", _none, shortcut=False),
             Config("mask_decoder", _mask_decoder(), shortcut=False, note="MaskDecoder(head mask)"),
             Config("dual_input", _dual_input, shortcut=False, note="DualInput(head box, concat)"),
-            Config("auxiliary", _auxiliary, shortcut=False, note="Auxiliary(species, weight 0.3)"),
+            Config("auxiliary", _auxiliary(), shortcut=False, note="Auxiliary(species, weight 0.3)"),
             Config("reference", _none, shortcut=False, fraction=10.0, note="plain with all (10x) the training images"),
         ),
         metrics=("accuracy", "ece"),
@@ -207,6 +213,29 @@ STUDIES = {
         ),
         metrics=("accuracy", "cam_in_mask", "ece"),
     ),
+    # Investigation: CAM suppression at weight 1 collapses on textures (accuracy below plain); do weaker ones?
+    "textures_cam_sweep": Study(
+        "textures_cam_sweep", "Fashion-MNIST on real textures: CAM-suppression weight (investigation)",
+        "fmnist_textures", 10, 32,
+        (Config("plain", _none),) + _sweep((0.1, 0.3)),
+    ),
+    # Investigation: why do the mask decoder and the auxiliary head not help with 10 % of the data? Other
+    # weights, the whole bird's mask instead of the head's, and the two together.
+    "kakapo_10pct_sweep": Study(
+        "kakapo_10pct_sweep", "Kakapo, 10 % of the data: mask-decoder and auxiliary-head weight and target "
+        "(investigation)", "kakapo", 2, 32,
+        (
+            Config("plain", _none, shortcut=False),
+            Config("mask_decoder_w0.1", _mask_decoder(0.1), shortcut=False, note="MaskDecoder(head mask, weight 0.1)"),
+            Config("mask_decoder_w2", _mask_decoder(2.0), shortcut=False, note="MaskDecoder(head mask, weight 2)"),
+            Config("mask_decoder_object", _mask_decoder(0.5, "object_mask"), shortcut=False,
+                   note="MaskDecoder(whole-bird mask, weight 0.5)"),
+            Config("auxiliary_w1", _auxiliary(1.0), shortcut=False, note="Auxiliary(species, weight 1)"),
+            Config("auxiliary_w0.1", _auxiliary(0.1), shortcut=False, note="Auxiliary(species, weight 0.1)"),
+        ),
+        metrics=("accuracy", "ece"),
+        train_fraction=0.1,
+    ),
     # Investigation: do label smoothing and the confidence penalty calibrate when there is no shortcut to learn?
     "decoy_calibration": Study(
         "decoy_calibration", "Decoy Fashion-MNIST without the shortcut: calibration (investigation)",
@@ -230,9 +259,10 @@ SIZES = {
                 "studies": {"decoy_fmnist": {"train": 6000, "epochs": 4}, "decoy_cam_sweep": {"train": 6000, "epochs": 4},
                             "decoy_calibration": {"train": 6000, "epochs": 4},
                             "fmnist_textures": {"train": 6000, "epochs": 6},
-                            "kakapo_10pct": {"epochs": 40}}},
+                            "textures_cam_sweep": {"train": 6000, "epochs": 6},
+                            "kakapo_10pct": {"epochs": 40}, "kakapo_10pct_sweep": {"epochs": 40}}},
     "full": {"train": 10000, "test": 2000, "epochs": 20, "batch_size": 64,
-             "studies": {"kakapo_10pct": {"epochs": 60}}},
+             "studies": {"kakapo_10pct": {"epochs": 60}, "kakapo_10pct_sweep": {"epochs": 60}}},
 }
 
 
@@ -323,6 +353,7 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     from keras_priors.data import make_pipeline
     from keras_priors.zoo.evaluation import evaluate_classifier
 
+    run_start = time.perf_counter()
     ssize = {**size, **size["studies"].get(study.name, {})}
     train, test = load_study_data(study, ssize, seed, config.shortcut, config.fraction, fmnist_path)
     n_train = len(train["label"])
@@ -336,15 +367,22 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     model = zoo.build("resnet_tiny", num_classes=study.num_classes,
                       input_shape=(study.image_size, study.image_size, 3), priors=config.priors(study.num_classes),
                       head_level=config.head_level)
-    model.compile(optimizer=keras.optimizers.Adam(study.learning_rate))
+    # Cosine decay to 0 over the run: the model tested is the end of a converged run, not a snapshot taken
+    # at full learning rate (with a constant 5e-3, reruns of one seed differed by up to 30 points).
+    total_steps = math.ceil(steps / epochs) * epochs
+    schedule = keras.optimizers.schedules.CosineDecay(study.learning_rate, decay_steps=total_steps)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
     start = time.perf_counter()
-    model.fit(train_ds.repeat(), steps_per_epoch=math.ceil(steps / epochs), epochs=epochs, verbose=verbose)
+    # shuffle=False: the pipeline shuffles (Keras warns that its own shuffle does not apply to a dataset).
+    model.fit(train_ds.repeat(), steps_per_epoch=math.ceil(steps / epochs), epochs=epochs, verbose=verbose,
+              shuffle=False)
     seconds = time.perf_counter() - start
     result = evaluate_classifier(model, test_ds)
     result.pop("group_accuracy", None)
     keras.backend.clear_session(free_memory=False)
     return {"study": study.name, "config": config.name, "seed": seed, "train_images": n_train, "epochs": epochs,
-            "steps": math.ceil(steps / epochs) * epochs, "train_seconds": seconds, **result}
+            "steps": math.ceil(steps / epochs) * epochs, "train_seconds": seconds,
+            "run_seconds": time.perf_counter() - run_start, **result}
 
 
 def aggregate(records: list[dict]) -> dict:
@@ -387,8 +425,14 @@ def format_markdown(agg: dict, targets: list[dict], meta: dict) -> str:
     lines = ["# Evidence: does each prior help?", "",
              f"Written by `{meta['command']}` on {meta['date']} ({meta['machine']}; backend {meta['backend']}; "
              f"size `{meta['size']}`, {meta['seeds']} seed(s) per configuration, {meta['runs']} runs, "
-             f"{meta['minutes']:.1f} min of training in all, as measured on this machine at the time).",
-             "Model: `resnet_tiny` (about 80k parameters) trained from scratch with Adam (learning rate 5e-3); every configuration "
+             f"{meta['minutes']:.1f} min of training in all, as measured on this machine at the time"
+             + (f"; this invocation trained {meta['new_runs']} run(s) in {meta['wall_minutes']:.1f} min wall time, "
+                f"{meta['workers']} at a time ({meta['threads']} CPU thread(s) each"
+                + (", deterministic kernels" if meta.get("deterministic") else "") + ")"
+                if "wall_minutes" in meta else "")
+             + ").",
+             "Model: `resnet_tiny` (about 80k parameters) trained from scratch with Adam (learning rate 5e-3, cosine decay "
+             "to 0 over the run); every configuration "
              "of a study gets the same data and the same number of optimiser steps. Cells are mean ± standard "
              "deviation over seeds; the seed sets the data sample and the initialisation.", ""]
     for name, study in STUDIES.items():
@@ -467,8 +511,72 @@ def read_records(path: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def enable_determinism():
+    """TensorFlow: deterministic kernels (``tf.config.experimental.enable_op_determinism``), so a rerun of a
+    configuration and seed gives the same numbers. Measured on 2 cores: kakapo ``dual_input`` seed 0 took
+    90 s twice with it (same accuracy, 0.897, both times) and 59 s without (where reruns differ). JAX on
+    CPU needs nothing."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def _init_worker(threads: int, backend: str, deterministic: bool = False):
+    """In a fresh worker process: the parent's Keras backend, ``threads`` CPU threads for its kernels."""
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax" and threads == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if deterministic:
+        enable_determinism()
+
+
+def _run_task(study_name: str, config_name: str, seed: int, size_name: str, fmnist_path) -> dict:
+    study = STUDIES[study_name]
+    config = next(c for c in study.configs if c.name == config_name)
+    return run_one(study, config, seed, SIZES[size_name], fmnist_path=fmnist_path)
+
+
+def _run_in_workers(plan, size_name, fmnist_path, workers, threads, finished, deterministic=False):
+    """Run ``plan`` in ``workers`` fresh processes (spawned: TensorFlow does not survive a fork), calling
+    ``finished(i, study, config, seed, record)`` in this process as each run ends. A failed run stops the
+    pool (queued runs are cancelled) after the runs already finished have been handed to ``finished``."""
+    import concurrent.futures as cf
+    import multiprocessing
+
+    import keras
+
+    pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_init_worker,
+                                  initargs=(threads, keras.backend.backend(), deterministic))
+    try:
+        futures = {pool.submit(_run_task, study.name, config.name, seed, size_name, fmnist_path):
+                   (study, config, seed) for study, config, seed in plan}
+        for i, future in enumerate(cf.as_completed(futures), 1):
+            finished(i, *futures[future], future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_workers() -> int:
+    """Worker processes for ``keras-priors bench evidence``: one per usable core, at most 4.
+
+    Measured on 2 cores (resnet_tiny, 32 px, batch 64, TensorFlow CPU): one process
+    with 2 threads trains at about the speed of one with 1 thread (~100 ms/step), so
+    two single-threaded processes do twice the work in the same time.
+    """
+    return max(1, min(usable_cores(), 4))
+
+
 def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: str | None = None,
-        resume: bool = False, fmnist_path=None, verbose=0) -> dict:
+        resume: bool = False, fmnist_path=None, verbose=0, workers: int = 1, deterministic: bool = False) -> dict:
     """Run the evidence benchmark and write ``RESULTS.md``, ``results.png`` and ``results.jsonl`` into ``out``.
 
     Args:
@@ -479,7 +587,13 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
         out: output folder; None writes into the repository's ``zoo/``.
         resume: keep the runs already in ``out/results.jsonl`` and skip them.
         fmnist_path: folder of the Fashion-MNIST IDX files (None: Debian's or the Keras cache).
-        verbose: Keras ``fit`` verbosity.
+        verbose: Keras ``fit`` verbosity (runs in this process only).
+        workers: runs trained at once, each in its own process (``1``: one after
+            the other in this process). ``keras-priors bench evidence`` uses
+            :func:`default_workers`.
+        deterministic: TensorFlow: deterministic kernels in the worker processes
+            (see :func:`enable_determinism`; with ``workers=1`` the caller
+            enables it for its own process, as the CLI does).
 
     Returns:
         The aggregated results ``{study: {config: {metric: {mean, std, n}}}}``.
@@ -492,6 +606,8 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
         raise ValueError(f"Expected `size` one of {sorted(SIZES)}. Received: size={size!r}")
     if not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"Expected `seeds` >= 1. Received: seeds={seeds!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"Expected `workers` an int >= 1. Received: workers={workers!r}")
     names = list(DEFAULT_STUDIES) if not studies else list(studies)
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
@@ -510,11 +626,14 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
     done = {(r["study"], r["config"], r["seed"]) for r in records}
     plan = [(STUDIES[s], c, seed) for s in names for seed in range(seeds) for c in STUDIES[s].configs
             if (not configs or c.name in configs) and (s, c.name, seed) not in done]
+    workers = min(workers, max(1, len(plan)))
+    threads = max(1, usable_cores() // workers)
     print(f"evidence benchmark: size {size}, {seeds} seed(s), {len(plan)} run(s) to do "
-          f"({len(done)} already in {jsonl}), backend {keras.backend.backend()}", flush=True)
+          f"({len(done)} already in {jsonl}), backend {keras.backend.backend()}, "
+          + (f"{workers} worker processes of {threads} thread(s)" if workers > 1 else "in this process"), flush=True)
     start = time.perf_counter()
-    for i, (study, config, seed) in enumerate(plan, 1):
-        record = run_one(study, config, seed, SIZES[size], fmnist_path=fmnist_path, verbose=verbose)
+
+    def finished(i, study, config, seed, record):
         records.append(record)
         with open(jsonl, "a") as f:  # one complete line per finished run
             f.write(json.dumps(record) + "\n")
@@ -523,6 +642,14 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
         shown = " ".join(f"{m}={record[m]:.3f}" for m in study.metrics if not math.isnan(record.get(m, math.nan)))
         print(f"[{i}/{len(plan)}] {study.name}/{config.name} seed {seed}: {shown} "
               f"({record['train_seconds']:.0f} s; elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min)", flush=True)
+
+    if workers == 1:
+        for i, (study, config, seed) in enumerate(plan, 1):
+            finished(i, study, config, seed, run_one(study, config, seed, SIZES[size], fmnist_path=fmnist_path,
+                                                     verbose=verbose))
+    else:
+        _run_in_workers(plan, size, fmnist_path, workers, threads, finished, deterministic)
+    wall = time.perf_counter() - start
     agg = aggregate(records)
     targets = check_targets(agg)
     import datetime
@@ -536,7 +663,9 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
             "date": datetime.date.today().isoformat(), "machine": f"{cpu_model()}, {usable_cores()} cores",
             "backend": keras.backend.backend(), "size": size, "runs": len(records),
             "seeds": _seed_counts(records),
-            "minutes": sum(r["train_seconds"] for r in records) / 60}
+            "minutes": sum(r["train_seconds"] for r in records) / 60, "wall_minutes": wall / 60,
+            "new_runs": len(plan), "workers": workers, "threads": threads,
+            "deterministic": deterministic}
     text = format_markdown(agg, targets, meta)
     write_atomic(os.path.join(out, "RESULTS.md"), text)
     png = plot(agg, os.path.join(out, "results.png"))
@@ -548,7 +677,7 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="keras-priors bench evidence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help="smoke (CI), default (~30 min on 2 CPU cores) or full")
+                        help="smoke (CI), default (57 runs: 27.7 min measured on 2 idle CPU cores, 2 workers) or full")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--studies", default=None, help=f"comma-separated studies among {','.join(STUDIES)} "
                         f"(default: {','.join(DEFAULT_STUDIES)})")
@@ -557,11 +686,20 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true", help="skip the runs already in OUT/results.jsonl")
     parser.add_argument("--fmnist-path", default=None, help="folder of the Fashion-MNIST IDX files")
     parser.add_argument("--backend", choices=("tensorflow", "jax"), default=None, help="Keras backend")
-    parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity (0, 1 or 2)")
+    parser.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity (0, 1 or 2; with --workers 1)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help=f"runs trained at once, one process each (default: one per core, at most 4: "
+                             f"{default_workers()} here)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="TensorFlow: deterministic kernels, so reruns give the same numbers (about 1.5x slower)")
     args = parser.parse_args(argv)
+    workers = default_workers() if args.workers is None else args.workers
+    if args.deterministic and workers == 1:
+        enable_determinism()
     run(size=args.size, seeds=args.seeds, studies=args.studies.split(",") if args.studies else None,
         configs=args.configs.split(",") if args.configs else None, out=args.out, resume=args.resume,
-        fmnist_path=args.fmnist_path, verbose=args.verbose)
+        fmnist_path=args.fmnist_path, verbose=args.verbose,
+        workers=workers, deterministic=args.deterministic)
     return 0
 
 

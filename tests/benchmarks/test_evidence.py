@@ -59,6 +59,8 @@ def test_bad_arguments(tmp_path):
         evidence.run(size="smoke", studies=["kakapo"], configs=["nope"], out=str(tmp_path))
     with pytest.raises(ValueError, match="seeds=0"):
         evidence.run(size="smoke", seeds=0, out=str(tmp_path))
+    with pytest.raises(ValueError, match=r"Expected `workers` an int >= 1. Received: workers=0"):
+        evidence.run(size="smoke", workers=0, out=str(tmp_path))
 
 
 def test_smoke_run_writes_table_plot_and_resumes(tmp_path):
@@ -91,3 +93,15 @@ def test_cli_bench_lists_and_rejects(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "keras_priors.cli", "bench", "evidence", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "--size" in proc.stdout and "--resume" in proc.stdout
+
+
+def test_worker_processes_write_every_run(tmp_path):
+    # Two spawned worker processes of one thread each, as `keras-priors bench evidence` uses on 2 cores.
+    out = str(tmp_path)
+    agg = evidence.run(size="smoke", seeds=2, studies=["kakapo_10pct"], configs=["plain"], out=out, workers=2)
+    assert agg["kakapo_10pct"]["plain"]["accuracy"]["n"] == 2
+    records = [json.loads(line) for line in open(os.path.join(out, "results.jsonl")).read().splitlines()]
+    assert sorted(r["seed"] for r in records) == [0, 1]
+    assert all(r["run_seconds"] >= r["train_seconds"] > 0 for r in records)
+    assert "trained 2 run(s) in" in open(os.path.join(out, "RESULTS.md")).read()
+    assert "2 at a time" in open(os.path.join(out, "RESULTS.md")).read()
