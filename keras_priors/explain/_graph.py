@@ -23,6 +23,8 @@ Everything here uses ``keras.ops`` only.
 
 from __future__ import annotations
 
+import collections
+
 import keras
 from keras import ops
 
@@ -158,11 +160,12 @@ def resolve_layer(model, layer=None, output_kt=None):
     return parts, current
 
 
-def nearest_spatial_tensor(output_kt):
-    """The 4D keras tensor nearest to ``output_kt`` walking the graph back (breadth first), or None."""
-    seen, queue = set(), [output_kt]
+def _walk_back(output_kts):
+    """``(keras tensor, producing operation)`` for every tensor ``output_kts`` depend on, each once,
+    breadth first from ``output_kts`` (nearest first)."""
+    seen, queue = set(), collections.deque(output_kts)
     while queue:
-        kt = queue.pop(0)
+        kt = queue.popleft()
         if id(kt) in seen:
             continue
         seen.add(id(kt))
@@ -170,11 +173,15 @@ def nearest_spatial_tensor(output_kt):
         if history is None:
             continue
         op, node_index, _ = history
-        if isinstance(op, keras.layers.InputLayer):
-            continue
-        if kt.shape is not None and len(kt.shape) == 4:
-            return kt
+        yield kt, op
         queue.extend(op._inbound_nodes[node_index].arguments.keras_tensors)
+
+
+def nearest_spatial_tensor(output_kt):
+    """The 4D keras tensor nearest to ``output_kt`` walking the graph back (breadth first), or None."""
+    for kt, op in _walk_back([output_kt]):
+        if not isinstance(op, keras.layers.InputLayer) and kt.shape is not None and len(kt.shape) == 4:
+            return kt
     return None
 
 
@@ -207,20 +214,7 @@ def layer_at(model, path):
 
 def _graph_ancestors(fn, output_kts):
     """Operations (by id) on which ``output_kts`` depend in the graph ``fn``."""
-    seen, ops_seen, stack = set(), set(), list(output_kts)
-    while stack:
-        kt = stack.pop()
-        if id(kt) in seen:
-            continue
-        seen.add(id(kt))
-        history = getattr(kt, "_keras_history", None)
-        if history is None:
-            continue
-        op, node_index, _ = history
-        ops_seen.add(id(op))
-        node = op._inbound_nodes[node_index]
-        stack.extend(node.arguments.keras_tensors)
-    return ops_seen
+    return {id(op) for _, op in _walk_back(output_kts)}
 
 
 def check_connected(model, path, output_kt):

@@ -186,11 +186,7 @@ class BaseCAM:
                 score = ops.sum(_graph.gather_scores(logits, targets))
             grads = tape.gradient(score, feats)
             if grads is None:
-                raise ValueError(
-                    f"Expected a differentiable path from `layer` to the class score. Received: "
-                    f"layer={'/'.join(self.path)!r}: the score does not depend on it differentiably "
-                    "(gradient is None)."
-                )
+                raise self._no_gradient_error()
         else:  # jax (compile_function runs other backends eagerly, where __call__ never gets here)
             import jax
 
@@ -198,6 +194,13 @@ class BaseCAM:
             targets = _resolve_targets(targets, logits)
             (grads,) = vjp(ops.one_hot(targets, logits.shape[-1], dtype=logits.dtype))
         return ops.cast(feats, "float32"), ops.cast(grads, "float32"), targets
+
+    def _no_gradient_error(self) -> ValueError:
+        return ValueError(
+            f"Expected a differentiable path from `layer` to the class score. Received: "
+            f"layer={'/'.join(self.path)!r}: the score does not depend on it differentiably "
+            "(gradient is None)."
+        )
 
     def predict_targets(self, images) -> np.ndarray:
         logits = self.runner.logits(ops.convert_to_tensor(images))
@@ -238,11 +241,7 @@ class BaseCAM:
             score = self._score(x, feats, targets)
         grads = tape.gradient(score, feats)
         if grads is None:
-            raise ValueError(
-                f"Expected a differentiable path from `layer` to the class score. Received: "
-                f"layer={'/'.join(self.path)!r}: the score does not depend on it differentiably "
-                "(gradient is None)."
-            )
+            raise self._no_gradient_error()
         return grads.numpy()
 
     def _grads_jax(self, x, feats, targets):

@@ -60,7 +60,7 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 
 def _register_optional_families() -> None:
-    """Register keras-hub backbones once, if ``keras_hub`` imports (it is optional and slow to import)."""
+    """Register keras-hub backbones once, if ``keras_hub`` is installed (found, not imported: see ``zoo.hub``)."""
     from keras_priors.zoo import hub
 
     hub.register_hub_models(register_model)
