@@ -74,6 +74,25 @@ class Prior:
     def add_heads(self, ctx: BuildContext) -> None:
         """Add outputs to ``ctx.outputs`` (and names to ``ctx.training_only``)."""
 
+    def transform_batch(self, batch: dict, seed_generator) -> dict:
+        """Change a training batch inside the train step, before the forward pass.
+
+        Data-level priors (counterexamples such as a background swap) override
+        this. It runs only in training (``model(batch, training=True)``, which
+        is what ``fit`` calls), on every backend, so it must use ``keras.ops``
+        and draw randomness from ``seed_generator`` (a
+        ``keras.random.SeedGenerator`` owned by the model, whose state advances
+        each step). The returned dict feeds the network; the loss terms still
+        see the batch as the dataset gave it, so a transform must keep the
+        labels and masks valid for the new images.
+        """
+        return batch
+
+    @property
+    def transforms_batch(self) -> bool:
+        """True if this prior overrides ``transform_batch``."""
+        return type(self).transform_batch is not Prior.transform_batch
+
     def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
         """Weighted loss terms ``{name: scalar}`` computed in float32."""
         return {}

@@ -70,6 +70,11 @@ class PriorModel(keras.Model):
         self.num_classes = int(num_classes)
         self.training_only = tuple(training_only)
         self.input_keys = tuple(network.input.keys()) if isinstance(network.input, dict) else ("image",)
+        # Data-level priors draw their randomness from one generator the model owns, so its state is a
+        # model variable and advances each step on every backend (inside jax.jit too).
+        self._transforming = [p for p in self.priors if p.transforms_batch]
+        if self._transforming:
+            self.batch_seed_generator = keras.random.SeedGenerator(0, name="batch_seed_generator")
         # === Metrics ===
         self.accuracy_tracker = keras.metrics.Mean(name="accuracy")
         self.classification_tracker = keras.metrics.Mean(name="classification_loss")
@@ -85,6 +90,9 @@ class PriorModel(keras.Model):
     # === Forward ===
     def call(self, inputs, training=None):
         if isinstance(inputs, dict):
+            if training and self._transforming:
+                for prior in self._transforming:
+                    inputs = prior.transform_batch(dict(inputs), self.batch_seed_generator)
             inputs = {k: inputs[k] for k in self.input_keys}
         elif len(self.input_keys) == 1:
             inputs = {self.input_keys[0]: inputs}
