@@ -146,7 +146,7 @@ def _backgrounds(rng, bg: np.ndarray, size: int, yy: np.ndarray, xx: np.ndarray)
             soil = np.array([0.45, 0.33, 0.20], f32)
             moss = np.array([0.32, 0.42, 0.20], f32)
             w = np.clip(f32(0.5) + f32(0.5) * low, 0.0, 1.0)
-            img = (soil + tint) + (moss - soil) * w  # grain: stronger pixel noise, below
+            img = (soil + tint) + (moss - soil) * w  # grain: extra pixel noise on the ground, in _draw_chunk
         elif kind == WATER:
             freq = rng.uniform(5.0, 9.0, (k, 1, 1, 1)).astype(f32)
             phase = rng.uniform(0, 2 * np.pi, (k, 1, 1, 1)).astype(f32)
@@ -228,17 +228,22 @@ def _draw_chunk(rng, p: dict, size: int, yy, xx) -> dict:
     where = np.nonzero(layer_map)
     img[where] = palette[where[0], layer_map[where]]
     # The branch crosses the whole image height.
+    shows_background = layer_map == 0
     occluded = np.flatnonzero(p["occluded"])
     if occluded.size:
         branch = np.abs(xx[0][None, :] - p["branch_x"][occluded, None]) <= p["branch_w"][occluded, None]
         img[occluded] = np.where(branch[:, None, :, None], _BRANCH, img[occluded])
+        shows_background[occluded] &= ~branch[:, None, :]
 
     part = np.zeros((n, size, size), bool)
     obj = np.zeros((n, size, size), bool)
     part[sample, band_rows] = (head | beak | crest) & ~occ
     obj[sample, band_rows] = (body | tail | wing | head | beak | crest) & ~occ
 
-    noise = rng.standard_normal((n, size, size, 1), dtype=np.float32) * col(p["noise"])[..., None]
+    # Pixel noise everywhere; the ground's grain only where the ground shows, so no pixel of the bird
+    # tells which background it sits on (the background is the shortcut, and only the background).
+    sigma = np.sqrt(col(p["noise"]) ** 2 + shows_background * col(p["grain"]) ** 2)
+    noise = rng.standard_normal((n, size, size, 1), dtype=np.float32) * sigma[..., None].astype(np.float32)
     img += noise
     np.clip(img, 0.0, 1.0, out=img)
 
@@ -283,8 +288,9 @@ def _sample_params(rng, n, label, species, background_bias, hard_fraction, noise
     scale = np.where(hard == 1, rng.uniform(0.45, 0.6, n), rng.uniform(0.8, 1.1, n))
     p["occluded"] = hard == 2
     sigma = np.where(hard == 3, rng.uniform(0.12, 0.2, n), noise)
-    # The ground's grain is part of its pixel noise.
-    p["noise"] = np.where(p["background"] == GROUND, np.hypot(sigma, 0.07), sigma).astype(f32)
+    p["noise"] = sigma.astype(f32)
+    # The ground's grain: extra pixel noise on the visible ground (not on the bird).
+    p["grain"] = np.where(p["background"] == GROUND, 0.07, 0.0).astype(f32)
     # Body: same distribution for both classes.
     p["direction"] = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(f32)
     p["body_ry"] = (0.13 * scale * rng.uniform(0.85, 1.15, n)).astype(f32)
