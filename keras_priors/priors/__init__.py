@@ -10,11 +10,13 @@ terms it contributes; ``keras_priors.zoo.build(..., priors=[...])`` wires them.
 | ``MaskDecoder`` | a mask decoder head + Dice/BCE | dropped |
 | ``CAMSuppression`` | CAM penalty outside the object mask | nothing |
 | ``Auxiliary`` | an auxiliary head (primary classes excludable) | dropped |
+| ``BackgroundSwap`` | counterexamples: objects on other images' backgrounds (train step) | nothing |
 | ``SpatialAttention`` | an attention gate supervised by a mask | the gate |
 | ``ConfidencePenalty``, ``LabelSmoothing``, ``FeatureContraction`` | label regularisation | nothing |
 """
 
 from keras_priors.priors.auxiliary import Auxiliary
+from keras_priors.priors.background_swap import BackgroundSwap
 from keras_priors.priors.cam_suppression import CAMSuppression
 from keras_priors.priors.confidence_penalty import ConfidencePenalty, FeatureContraction, LabelSmoothing
 from keras_priors.priors.dual_input import DualInput
@@ -24,6 +26,6 @@ from keras_priors.priors.prior import BuildContext, Prior
 from keras_priors.priors.spatial_attention import SpatialAttention
 
 __all__ = [
-    "Auxiliary", "BuildContext", "CAMSuppression", "ConfidencePenalty", "DualInput", "FeatureContraction",
+    "Auxiliary", "BackgroundSwap", "BuildContext", "CAMSuppression", "ConfidencePenalty", "DualInput", "FeatureContraction",
     "LabelSmoothing", "MaskDecoder", "Pretrained", "Prior", "SpatialAttention",
 ]

@@ -92,7 +92,8 @@ class PriorModel(keras.Model):
         if isinstance(inputs, dict):
             if training and self._transforming:
                 for prior in self._transforming:
-                    inputs = prior.transform_batch(dict(inputs), self.batch_seed_generator)
+                    if all(k in inputs for k in prior.required_keys):
+                        inputs = prior.transform_batch(dict(inputs), self.batch_seed_generator)
             inputs = {k: inputs[k] for k in self.input_keys}
         elif len(self.input_keys) == 1:
             inputs = {self.input_keys[0]: inputs}
