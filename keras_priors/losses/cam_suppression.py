@@ -13,8 +13,10 @@ from keras_priors.losses import _spatial
 from keras_priors.validation import check_non_negative, check_one_of
 
 _OWNER = "CAMSuppression"
-_NORMALIZE = ("outside_area", "area", "none")
+_NORMALIZE = ("share", "outside_area", "area", "none")
 _EVIDENCE = ("positive", "relative")
+#: Below this much evidence in a whole CAM, the "share" penalty treats the CAM as empty.
+_EMPTY = 1e-7
 
 
 def _check_classes(classes, owner=_OWNER):
@@ -100,6 +102,15 @@ def _suppression(cam, cells, selection, normalize, power, evidence_mode="positiv
     per_cell = ops.sum(evidence * selection[:, None, None, :], axis=-1)  # (B, h, w)
     outside = 1.0 - cells[..., 0]
     total = ops.sum(per_cell * outside, axis=(1, 2))
+    if normalize == "share":
+        # 1 - inside / all evidence, and 1 where there is no evidence at all (Rao et al.'s energy loss):
+        # wiping the CAM is the worst answer, not the best. No object or no background: nothing to
+        # compare, so 0.
+        inside = ops.sum(per_cell * cells[..., 0], axis=(1, 2))
+        everywhere = inside + total
+        share = ops.where(everywhere > _EMPTY, total / ops.maximum(everywhere, _EMPTY), 1.0 - inside)
+        has_both = ops.logical_and(ops.sum(cells[..., 0], axis=(1, 2)) > 0, ops.sum(outside, axis=(1, 2)) > 0)
+        return ops.where(has_both, share, 0.0)
     if normalize == "none":
         return total
     if normalize == "area":
@@ -113,10 +124,10 @@ def cam_suppression(
     mask,
     classes: int | list[int] | str = 0,
     labels=None,
-    normalize: str = "outside_area",
+    normalize: str = "share",
     power: float = 1,
     weight: float = 1.0,
-    evidence: str = "positive",
+    evidence: str = "relative",
 ):
     """Per-sample CAM suppression penalty (function form of ``CAMSuppression``).
 
@@ -127,7 +138,7 @@ def cam_suppression(
         classes: see ``CAMSuppression``.
         labels: int (B,) true classes, needed for ``classes="true"`` unless
             ``mask`` is packed.
-        normalize: ``"outside_area"``, ``"area"`` or ``"none"``.
+        normalize: ``"share"``, ``"outside_area"``, ``"area"`` or ``"none"``.
         power: 1 (L1) or 2 (squared) or any value >= 1.
         weight: non-negative multiplier.
         evidence: ``"positive"`` or ``"relative"`` (see ``CAMSuppression``).
@@ -171,7 +182,14 @@ class CAMSuppression(keras.losses.Loss):
 
     ``sum over cells and chosen classes of outside * relu(evidence) ** power``
 
-    then normalised (``normalize``) and multiplied by ``weight``.
+    then normalised (``normalize``) and multiplied by ``weight``. The default,
+    ``normalize="share"``, divides by the same sum taken over *all* cells: the
+    penalty is the share of the chosen classes' evidence that lies outside the
+    object, and 1 where the CAM holds no such evidence at all (the energy loss
+    of Rao et al. 2023 on the CAM). It cannot be lowered by wiping the CAM
+    (the failure of an unnormalised penalty: driving every cell negative sets
+    it to 0 while the network keeps reading the background through the
+    negative values), only by moving evidence onto the object.
 
     Single-logit binary CAM (K = 1): positive cam is evidence for class 1,
     negative cam evidence for class 0, so class 0 penalises ``relu(-cam)`` (the
@@ -189,18 +207,21 @@ class CAMSuppression(keras.losses.Loss):
             ``pack_mask_and_label``). Indices must be < K (< 2 for K = 1); this
             is checked when the CAM is seen. Out-of-range true labels give no
             penalty.
-        normalize: ``"outside_area"`` (mean over the outside area, default),
-            ``"area"`` (mean over all h*w cells) or ``"none"`` (sum).
+        normalize: ``"share"`` (default: the share of the evidence that lies
+            outside the object, 1 for an empty CAM; 0 for an empty or full
+            mask), ``"outside_area"`` (mean over the outside area),
+            ``"area"`` (mean over all h*w cells) or ``"none"`` (sum). The last
+            three can be minimised by wiping the CAM.
         power: exponent on the evidence, 1 (L1, default) or 2 (squared); >= 1.
         weight: non-negative multiplier of the loss.
-        evidence: ``"positive"`` (default): class k's evidence is
-            ``relu(cam_k)``. ``"relative"`` (K >= 2): ``relu(cam_k - mean_j cam_j)``,
+        evidence: ``"relative"`` (default; K >= 2): ``relu(cam_k - mean_j cam_j)``,
             the part that moves the softmax towards k. With positive evidence a
             softmax network can still use the background through *negative*
             CAM values of the other classes (measured on kakapo: suppressing
             both classes' positive evidence drove the CAM negative everywhere
             and left the shortcut in place); relative evidence closes that
-            door. For a single-logit CAM both modes are the same.
+            door. ``"positive"``: class k's evidence is ``relu(cam_k)``. For
+            a single-logit CAM both modes are the same.
         reduction: Keras reduction over the batch.
         name: loss name.
         dtype: computation dtype (float32 by default, also for float16 CAMs).
@@ -221,10 +242,10 @@ class CAMSuppression(keras.losses.Loss):
     def __init__(
         self,
         classes: int | list[int] | str = 0,
-        normalize: str = "outside_area",
+        normalize: str = "share",
         power: float = 1,
         weight: float = 1.0,
-        evidence: str = "positive",
+        evidence: str = "relative",
         reduction: str = "sum_over_batch_size",
         name: str = "cam_suppression",
         dtype=None,

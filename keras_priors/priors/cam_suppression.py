@@ -21,13 +21,15 @@ class CAMSuppression(Prior):
             true class.
         mask: the data key holding the object mask (B, H, W, 1).
         weight: loss weight.
-        normalize: ``"outside_area"``, ``"area"`` or ``"none"`` (see
+        normalize: ``"share"`` (default: the share of the evidence outside
+            the object, 1 for a CAM with no evidence, so wiping the CAM never
+            lowers it), ``"outside_area"``, ``"area"`` or ``"none"`` (see
             ``keras_priors.losses.CAMSuppression``).
         power: 1 (L1) or 2 (squared) penalty.
-        evidence: ``"positive"`` (``relu(cam_k)``) or ``"relative"``
-            (``relu(cam_k - mean_j cam_j)``, what moves the softmax; use it to
-            take every class's evidence off the background, see
-            ``keras_priors.losses.CAMSuppression``).
+        evidence: ``"relative"`` (default: ``relu(cam_k - mean_j cam_j)``,
+            what moves the softmax, so every class's evidence leaves the
+            background) or ``"positive"`` (``relu(cam_k)``); see
+            ``keras_priors.losses.CAMSuppression``.
         name: term name in logs (default ``"cam_suppression"``).
 
     Example:
@@ -39,7 +41,7 @@ class CAMSuppression(Prior):
     """
 
     def __init__(self, classes=(0,), mask: str = "object_mask", weight: float = 1.0,
-                 normalize: str = "outside_area", power: float = 1, evidence: str = "positive",
+                 normalize: str = "share", power: float = 1, evidence: str = "relative",
                  name: str | None = None):
         super().__init__(weight=weight, name=name)
         if isinstance(classes, str):

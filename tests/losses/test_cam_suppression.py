@@ -42,6 +42,9 @@ def np_cam_suppression(cam, mask, classes, normalize="outside_area", power=1, we
     return weight * out
 
 
+#: The positive-evidence, outside-area penalty (the defaults before 0.2), which the hand cases compute.
+CLASSIC = {"normalize": "outside_area", "evidence": "positive"}
+
 HAND_CASES = [
         ({}, 6.5 / 7.5),
         ({"normalize": "none"}, 6.5),
@@ -57,7 +60,7 @@ HAND_CASES = [
 def test_hand_computed_single_logit():
     y_true, y_pred = _batch()
     for kwargs, expected in HAND_CASES:
-        value = _run(lambda c, kwargs=kwargs: CAMSuppression(**kwargs)(y_true, c), y_pred)
+        value = _run(lambda c, kwargs=kwargs: CAMSuppression(**{**CLASSIC, **kwargs})(y_true, c), y_pred)
         np.testing.assert_allclose(value, expected, atol=1e-5, err_msg=str(kwargs))
 
 
@@ -67,7 +70,7 @@ def test_mask_without_channel_axis_and_identity_resize():
     mask3 = np.zeros((1, 3, 3), "float32")
     mask3[0, 1, 1] = 1.0  # same resolution as the CAM
     expected = (1 + 2 + 3 + 0.5 + 1) / 8.0
-    np.testing.assert_allclose(_run(lambda c: CAMSuppression()(mask3, c), cam), expected, atol=1e-5)
+    np.testing.assert_allclose(_run(lambda c: CAMSuppression(**CLASSIC)(mask3, c), cam), expected, atol=1e-5)
 
 
 def test_run_loss_test_hand_value():
@@ -93,13 +96,13 @@ def test_multiclass_matches_numpy(normalize, power):
     labels = np.array([2, 0, 1])
     ref_true = np_cam_suppression(cam, mask, [[int(l)] for l in labels], normalize, power)
     ref_fixed = np_cam_suppression(cam, mask, [0, 2], normalize, power)
-    loss = CAMSuppression(classes="true", normalize=normalize, power=power, reduction=None)
+    loss = CAMSuppression(classes="true", normalize=normalize, power=power, evidence="positive", reduction=None)
 
     def all_three(c, m, lab):
         return (
-            cam_suppression(c, m, classes="true", labels=lab, normalize=normalize, power=power),
+            cam_suppression(c, m, classes="true", labels=lab, normalize=normalize, power=power, evidence="positive"),
             loss(pack_mask_and_label(m[..., None], lab), c),
-            cam_suppression(c, m, classes=[0, 2], normalize=normalize, power=power),
+            cam_suppression(c, m, classes=[0, 2], normalize=normalize, power=power, evidence="positive"),
         )
 
     if keras.backend.backend() == "jax":
@@ -125,7 +128,7 @@ def _check_full_and_empty(normalize):
     cam = rng.normal(size=(2, 4, 4, 1)).astype("float32")
     full = np.ones((2, 8, 8, 1), "float32")
     empty = np.zeros((2, 8, 8, 1), "float32")
-    loss = CAMSuppression(classes=[0, 1], normalize=normalize, reduction=None)
+    loss = CAMSuppression(classes=[0, 1], normalize=normalize, evidence="positive", reduction=None)
     assert np.all(_run(lambda c: loss(full, c), cam) == 0.0)  # exactly zero
     value = _run(lambda c: loss(empty, c), cam)
     assert np.all(np.isfinite(value))
@@ -168,7 +171,7 @@ def _run(fn, *args):
 @pytest.mark.parity
 def test_gradient_single_logit_matches_numpy():
     y_true, y_pred = _batch()
-    loss = CAMSuppression(classes=0, normalize="none")
+    loss = CAMSuppression(classes=0, normalize="none", evidence="positive")
     g = _grad(lambda c: loss(y_true, c), y_pred)[0, :, :, 0]
     outside = np.ones((3, 3))
     outside[0, 1], outside[1, 1] = 0.5, 0.0
@@ -184,7 +187,7 @@ def test_gradient_zero_inside_mask_and_for_other_classes():
     mask = np.zeros((2, 8, 8, 1), "float32")
     mask[:, :4, :4] = 1.0  # CAM cells [0:2, 0:2] fully inside
     for kwargs in ({"classes": [1]}, {"classes": 1, "power": 2, "normalize": "area"}):
-        loss = CAMSuppression(**kwargs)
+        loss = CAMSuppression(**{**CLASSIC, **kwargs})
         g = _grad(lambda c: loss(mask, c), cam)
         assert np.all(g[:, :2, :2, :] == 0.0)
         assert np.all(g[..., 0] == 0.0) and np.all(g[..., 2] == 0.0)
@@ -203,7 +206,7 @@ def test_true_classes_single_logit_use_sign_of_label():
     y_true, y_pred = _batch()
     cam = np.concatenate([y_pred, y_pred], 0)
     mask = np.concatenate([y_true, y_true], 0)
-    got = _run(lambda c: cam_suppression(c, mask, classes="true", labels=np.array([0, 1]), normalize="none"), cam)
+    got = _run(lambda c: cam_suppression(c, mask, classes="true", labels=np.array([0, 1]), normalize="none", evidence="positive"), cam)
     np.testing.assert_allclose(got, [6.5, 5.5], atol=1e-5)
 
 
@@ -269,7 +272,7 @@ def test_in_compile_of_functional_model():
     model = keras.Model(inp, {"cam": cam, "logits": logits})
     model.compile(
         optimizer=keras.optimizers.SGD(0.01),
-        loss={"cam": CAMSuppression(classes="true"), "logits": keras.losses.BinaryCrossentropy(from_logits=True)},
+        loss={"cam": CAMSuppression(classes="true", **CLASSIC), "logits": keras.losses.BinaryCrossentropy(from_logits=True)},
         loss_weights={"cam": 1.0, "logits": 0.0},
     )
     y = {"cam": ops.convert_to_numpy(pack_mask_and_label(mask, labels)), "logits": labels[:, None].astype("float32")}
@@ -288,10 +291,56 @@ def test_relative_evidence_closes_the_negative_evidence_door():
     cam[0, 0, 0] = [-3.0, -1.0]  # outside cell: class 1 favoured by 2 through negative values only
     mask = np.zeros((1, 2, 2, 1), "float32")
     mask[0, 1, 1] = 1.0
-    positive = CAMSuppression(classes=[0, 1], normalize="none")(mask, cam)
+    positive = CAMSuppression(classes=[0, 1], normalize="none", evidence="positive")(mask, cam)
     relative = CAMSuppression(classes=[0, 1], normalize="none", evidence="relative")(mask, cam)
     assert float(positive) == 0.0
     # relu(cam - mean) = relu([-1, 1]) -> 1 in that cell, 0 elsewhere.
     np.testing.assert_allclose(float(relative), 1.0, atol=1e-6)
     with pytest.raises(ValueError, match="evidence"):
         CAMSuppression(evidence="negative")
+
+
+def np_share(cam, mask, classes, evidence="relative"):
+    """The "share" penalty in numpy: outside evidence / all evidence, 1 for an empty CAM."""
+    h, w = cam.shape[1:3]
+    cells = mask.reshape(mask.shape[0], h, mask.shape[1] // h, w, mask.shape[2] // w).mean(axis=(2, 4))
+    ev = cam - cam.mean(-1, keepdims=True) if evidence == "relative" else cam
+    per_cell = np.maximum(ev, 0)[..., classes].sum(-1)
+    inside = (per_cell * cells).sum((1, 2))
+    total = per_cell.sum((1, 2))
+    return np.where(total > 1e-7, 1 - inside / np.maximum(total, 1e-7), 1 - inside)
+
+
+@pytest.mark.parity
+def test_share_default_matches_numpy_and_cannot_be_lowered_by_wiping_the_cam():
+    rng = np.random.default_rng(7)
+    cam = rng.normal(size=(3, 4, 4, 2)).astype("float32")
+    mask = np.zeros((3, 8, 8, 1), "float32")
+    mask[:, 2:6, 2:6] = 1.0
+    got = ops.convert_to_numpy(cam_suppression(cam, mask, classes=[0, 1]))
+    np.testing.assert_allclose(got, np_share(cam, mask[..., 0], [0, 1]), atol=1e-5)
+    # Hand case: relative evidence of a 2-class CAM is |cam_0 - cam_1| / 2 on the larger class.
+    one = np.zeros((1, 2, 2, 2), "float32")
+    one[0, 0, 0] = [2.0, 0.0]  # inside: evidence 1 for class 0
+    one[0, 1, 1] = [0.0, 6.0]  # outside: evidence 3 for class 1
+    m = np.zeros((1, 2, 2, 1), "float32")
+    m[0, 0, 0] = 1.0
+    np.testing.assert_allclose(ops.convert_to_numpy(cam_suppression(one, m, classes=[0, 1])), [3.0 / 4.0], atol=1e-6)
+    # A wiped CAM (no evidence anywhere) scores the worst value, 1; all evidence on the object scores 0.
+    np.testing.assert_allclose(ops.convert_to_numpy(cam_suppression(np.zeros_like(one), m, classes=[0, 1])), [1.0])
+    on_object = np.zeros_like(one)
+    on_object[0, 0, 0] = [2.0, 0.0]
+    np.testing.assert_allclose(ops.convert_to_numpy(cam_suppression(on_object, m, classes=[0, 1])), [0.0])
+    # Empty or full mask: nothing to compare, 0.
+    for mm in (np.zeros_like(m), np.ones_like(m)):
+        np.testing.assert_allclose(ops.convert_to_numpy(cam_suppression(one, mm, classes=[0, 1])), [0.0])
+
+
+@pytest.mark.parity
+def test_share_gradient_pushes_evidence_onto_the_object_from_a_wiped_cam():
+    m = np.zeros((1, 2, 2, 1), "float32")
+    m[0, 0, 0] = 1.0
+    cam = np.full((1, 2, 2, 2), 1e-9, "float32")  # practically no evidence
+    cam[0, 0, 0, 0] = 2e-9
+    g = _grad(lambda c: CAMSuppression(classes=[0, 1])(m, c), cam)
+    assert g[0, 0, 0, 0] < 0  # gradient descent raises class 0's evidence on the object

@@ -29,7 +29,7 @@ def test_losses_in_compile_dict_value_and_fit():
             "logits_cp": ConfidencePenalty(beta=0.5),
             "features": FeatureContraction(weight=0.1, feature_reduction="mean"),
             "mask": MaskLoss(),
-            "cam": CAMSuppression(classes="true", power=2),
+            "cam": CAMSuppression(classes="true", power=2, normalize="outside_area", evidence="positive"),
         },
     )
     packed = ops.convert_to_numpy(pack_mask_and_label(mask, labels))
