@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -56,14 +57,22 @@ def test_demo_quick(tmp_path, capsys):
     from keras_priors.demo import run_demo
 
     results = run_demo(out_dir=str(tmp_path), quick=True, verbose=0)
-    assert set(results) == {"plain", "cam_suppression+mask_decoder"}
+    assert set(results) == {"plain", "cam_suppression", "background_swap"}
     for r in results.values():
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["worst_group_accuracy"] <= 1.0
         assert 0.0 <= r["cam_in_mask"] <= 1.0
     assert os.path.exists(tmp_path / "exported" / "saved_model.pb")
+    reloaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert [type(p).__name__ for p in reloaded.priors] == ["BackgroundSwap"]
     assert json.load(open(tmp_path / "results.json"))["plain"]["n"] == 96
     out = capsys.readouterr().out
     assert "| model | test accuracy | worst-group accuracy" in out
+    assert "Worst-group accuracy, plain -> background_swap" in out
+    # The explain command the demo prints works on what it wrote.
+    assert len(glob.glob(str(tmp_path / "images" / "*.png"))) == 8
+    assert main(["explain", "--model", str(tmp_path / "model.keras"), "--images", str(tmp_path / "images"),
+                 "--method", "gradcam", "--out", str(tmp_path / "explained")]) in (0, None)
+    assert len(glob.glob(str(tmp_path / "explained" / "*.png"))) == 8
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in out
     assert glob.glob(str(tmp_path / "logs" / "plain" / "train" / "events.*"))
 
