@@ -115,8 +115,8 @@ def _mask_decoder(weight=0.5, target="part_mask"):
     return lambda nc: [_priors().MaskDecoder(target=target, weight=weight)]
 
 
-def _cam_and_mask_decoder(nc):
-    return _cam()(nc) + _mask_decoder()(nc)
+def _background_swap(nc):
+    return [_priors().BackgroundSwap(mask="object_mask")]
 
 
 def _label_smoothing(nc):
@@ -152,8 +152,10 @@ STUDIES = {
         "kakapo", "Kakapo: background shortcut (95 % in training, none at test)", "kakapo", 2, 32,
         (
             Config("plain", _none),
-            Config("cam_suppression", _cam(), note="CAMSuppression(all classes, relative evidence)"),
-            Config("cam+mask_decoder", _cam_and_mask_decoder, note="CAMSuppression + MaskDecoder(head mask)"),
+            Config("cam_suppression", _cam(), note="CAMSuppression(all classes; default share of relative evidence)"),
+            Config("background_swap", _background_swap,
+                   note="BackgroundSwap(bird mask): counterexamples, each bird on another image's background"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(bird mask, weight 0.5)"),
             Config("dual_input", _dual_input, note="DualInput(head box, concat): the head crop shows little background"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
@@ -163,6 +165,18 @@ STUDIES = {
         (
             Config("plain", _none),
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
+            Config("background_swap", _background_swap,
+                   note="BackgroundSwap(garment mask): the swatch comes from another image"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
+            Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
+        ),
+        metrics=("accuracy", "cam_in_mask", "ece"),
+    ),
+    # The label regularisers on the same data (not mask priors; not in the default run).
+    "decoy_label_priors": Study(
+        "decoy_label_priors", "Decoy Fashion-MNIST: label regularisers (calibration)", "decoy_fmnist", 10, 28,
+        (
+            Config("plain", _none),
             Config("label_smoothing", _label_smoothing, note="LabelSmoothing(0.1)"),
             Config("confidence_penalty", _confidence_penalty, note="ConfidencePenalty(beta=0.1)"),
             Config("feature_contraction", _feature_contraction, note="FeatureContraction(1e-3)"),
@@ -176,6 +190,9 @@ STUDIES = {
         (
             Config("plain", _none),
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
+            Config("background_swap", _background_swap,
+                   note="BackgroundSwap(garment mask): each garment on another image's photograph"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
     ),
