@@ -65,6 +65,31 @@ def residual_net(input_shape, widths=(16, 32, 64), blocks=(1, 1, 1), stem_width=
     return keras.Model(inputs, pyramid, name=name)
 
 
+def perceptron(input_shape, hidden=(50, 30), name="mlp"):
+    """A multilayer perceptron on grey pixels, as a "backbone" with one 1x1 feature map.
+
+    The grey image (the mean of the channels, a fixed layer) is flattened and
+    goes through ReLU layers of ``hidden`` units; the last one is returned as a
+    1x1 map ``{"P5": (B, 1, 1, hidden[-1])}``, so the zoo's ``CAMHead`` (global
+    mean + linear layer) is exactly the perceptron's linear output layer. With
+    the default ``hidden=(50, 30)`` it is the network of Ross et al. (2017),
+    "Right for the Right Reasons", whose Decoy MNIST notebook is the anchor of
+    the input-gradient prior. A 1x1 map has no spatial CAM: use it with priors
+    that act on the input (``InputGradient``, ``BackgroundSwap``).
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    if input_shape[-1] > 1:
+        channels = input_shape[-1]
+        x = layers.Dense(1, use_bias=False, trainable=False, name="grey",
+                         kernel_initializer=keras.initializers.Constant(1.0 / channels))(x)
+    x = layers.Flatten(name="flatten")(x)
+    for i, units in enumerate(hidden, start=1):
+        x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
+    features = layers.Reshape((1, 1, hidden[-1]), name="as_map")(x)
+    return keras.Model(inputs, {"P5": features}, name=name)
+
+
 def pyramid_from_model(model: keras.Model, input_shape, name: str) -> keras.Model:
     """Wrap a classification-free keras.applications model as a pyramid backbone.
 

@@ -109,6 +109,18 @@ register_model(ModelSpec(
 ))
 
 
+def _mlp(input_shape, weights=None, name="backbone"):
+    return backbones.perceptron(input_shape, name=name)
+
+
+register_model(ModelSpec(
+    "mlp", _mlp, (28, 28, 3), 1, "zero_one", "tiny",
+    "multilayer perceptron on grey pixels, 50-30 ReLU units (Ross et al. 2017's Decoy MNIST network); "
+    "a 1x1 feature map, so no spatial CAM",
+    feature_maps=("P5",),
+))
+
+
 def _mini_xception(input_shape, weights=None, name="backbone"):
     return backbones.mini_xception(input_shape, num_classes=None, name=name)
 
