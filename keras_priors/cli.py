@@ -59,7 +59,7 @@ def _cmd_evaluate(args):
 
 def _cmd_export(args):
     model = _load(args.model)
-    model.export(args.out)
+    model.export(args.out, overwrite=args.overwrite)
 
 
 def _read_images(path, size):
@@ -204,7 +204,10 @@ def make_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="export the classifier (no training-only heads) as a SavedModel")
     x.add_argument("--model", required=True, help="a .keras file written by train")
-    x.add_argument("--out", required=True, help="SavedModel folder")
+    x.add_argument("--out", required=True, help="SavedModel folder: new, empty, or an earlier export (replaced)")
+    x.add_argument("--overwrite", action="store_true",
+                   help="replace an existing file or a folder that is not an earlier export; it is moved aside "
+                        "to OUT.replaced-<time>, never deleted (default: refuse)")
     x.set_defaults(func=_cmd_export)
 
     ex = sub.add_parser("explain", help="write CAM-family overlays and a metrics table")
