@@ -9,7 +9,7 @@ import time
 import keras
 
 from keras_priors import callbacks as kp_callbacks
-from keras_priors._atomic import write_atomic
+from keras_priors._atomic import save_model_atomic, write_atomic
 from keras_priors import data, priors, zoo
 from keras_priors.zoo.evaluation import evaluate_classifier
 
@@ -52,8 +52,9 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
     lies (worst-group accuracy).
 
     Writes ``<out_dir>/logs/<config>`` (TensorBoard: loss terms, metrics, CAM
-    overlays), ``<out_dir>/exported`` (SavedModel of the model with priors,
-    classifier only, ``serve`` and ``cam`` endpoints) and
+    overlays), ``<out_dir>/model.keras`` (the model with priors, for
+    ``keras-priors explain``/``evaluate``/``export``), ``<out_dir>/exported``
+    (its SavedModel, classifier only, ``serve`` and ``cam`` endpoints) and
     ``<out_dir>/results.md``/``results.json``.
 
     Returns:
@@ -81,6 +82,8 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
         seconds = time.perf_counter() - start
         results[name] = {**evaluate_classifier(model, test), "train_seconds": seconds}
         models[name] = model
+    model_path = os.path.join(out_dir, "model.keras")
+    save_model_atomic(models[list(models)[-1]], model_path)
     export_dir = os.path.join(out_dir, "exported")
     if keras.backend.backend() == "tensorflow":
         models[list(models)[-1]].export(export_dir)
@@ -91,6 +94,7 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
     write_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2) + "\n")
     print("\n" + table)
     print(f"\nResults:     {os.path.join(out_dir, 'results.md')}")
+    print(f"Keras model: {model_path} (e.g. keras-priors explain --model {model_path} --images IMAGES)")
     print(f"SavedModel:  {export_dir}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(out_dir, 'logs')}")
     return results

@@ -61,6 +61,13 @@ def test_demo_quick(tmp_path, capsys):
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["worst_group_accuracy"] <= 1.0
         assert 0.0 <= r["cam_in_mask"] <= 1.0
     assert os.path.exists(tmp_path / "exported" / "saved_model.pb")
+    import keras
+
+    reloaded = keras.saving.load_model(str(tmp_path / "model.keras"))  # what `keras-priors explain --model` reads
+    from keras_priors.demo import demo_priors
+
+    assert [type(p).__name__ for p in reloaded.priors] == [type(p).__name__ for p in list(demo_priors().values())[-1]]
+    assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
     assert json.load(open(tmp_path / "results.json"))["plain"]["n"] == 96
     out = capsys.readouterr().out
     assert "| model | test accuracy | worst-group accuracy" in out
