@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from keras_priors import __version__
 
@@ -27,8 +28,12 @@ def _configure_logging(verbose: bool) -> None:
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ INFO and WARNING lines (CUDA, oneDNN, cpu_feature_guard)
+    # C++ lines after the import, ERROR included: "failed call to cuInit" on a machine without a GPU and oneDNN
+    # fallbacks are not actionable; a real failure still raises a Python exception.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Keras 3 warns on every fit on a tf.data.Dataset, whose order the pipeline already shuffles.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
     try:
         from absl import logging as absl_logging
 
@@ -38,7 +43,7 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _import_frameworks(args) -> None:
-    """Import TensorFlow, quietly unless ``verbose``.
+    """Import TensorFlow, quietly unless ``args.verbose``.
 
     TensorFlow's C++ libraries write INFO lines (oneDNN, CUDA drivers, CPU
     features) to file descriptor 2 while they load, before absl's log level
@@ -51,28 +56,25 @@ def _import_frameworks(args) -> None:
 
     sys.stderr.flush()
     saved = os.dup(2)
+    failed = False
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow  # noqa: F401
         except ImportError as e:
-            if e.name == "tensorflow":  # another backend without TensorFlow: nothing to quieten
-                return
-            raise _with_captured(captured, saved)
+            if e.name != "tensorflow":  # without TensorFlow (another backend) there is nothing to quieten
+                failed = True
+                raise
         except BaseException:
-            raise _with_captured(captured, saved)
+            failed = True
+            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-def _with_captured(captured, saved):
-    """Restore stderr, replay what the failed import wrote, and let the exception propagate."""
-    os.dup2(saved, 2)
-    captured.seek(0)
-    sys.stderr.write(captured.read().decode(errors="replace"))
-    sys.stderr.flush()
-    return sys.exc_info()[1]
+            if failed:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                sys.stderr.flush()
 
 
 def _existing_out_dir(path: str, flag: str = "--out") -> str:

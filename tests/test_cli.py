@@ -87,7 +87,7 @@ def test_version(capsys):
 def test_quiet_by_default_and_verbose_flag(monkeypatch):
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
     _configure_logging(False)
-    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
     _configure_logging(True)
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
     assert make_parser().parse_args(["-v", "zoo", "list"]).verbose
