@@ -28,7 +28,7 @@ FIRST_ROWS = 256
 
 
 def _checked_key(key: str) -> bool:
-    return key in ("image", "label") or key.endswith("_mask")
+    return key in ("image", "label") or key.endswith(("_mask", "_box"))
 
 
 def _first_batch(data):
@@ -64,8 +64,9 @@ def check_first_batch(model, batch) -> None:
     Checks: images are floats in [0, 1] (not uint8 or 0-255) and finite;
     labels are whole numbers in ``[0, num_classes)`` (``{0, 1}`` for a
     single-logit head); every ``*_mask`` has the images' height and width
-    and finite values in [0, 1]. Labels stored as floats with whole values
-    (1.0) are accepted; 0.7 is not.
+    and finite values in [0, 1]; every ``*_box`` (``DualInput``'s part box)
+    is ``[y1, x1, y2, x2]`` in [0, 1] with ``y1 <= y2`` and ``x1 <= x2``.
+    Labels stored as floats with whole values (1.0) are accepted; 0.7 is not.
     """
     name = model.name
     image = batch["image"]
@@ -119,6 +120,27 @@ def check_first_batch(model, batch) -> None:
         if v.min() < 0 or v.max() > 1:
             raise ValueError(f"{name}: Expected the data's {key!r} in [0, 1]. Received: {_range_text(v)} "
                              f"in the first batch (it would be clipped).")
+    for key, value in batch.items():
+        if key.endswith("_box"):
+            _check_boxes(name, key, value)
+
+
+def _check_boxes(name: str, key: str, boxes) -> None:
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.ndim != 2 or boxes.shape[-1] != 4:
+        raise ValueError(f"{name}: Expected the data's {key!r} of shape (batch, 4) = [y1, x1, y2, x2]. "
+                         f"Received: {boxes.shape}")
+    if not np.isfinite(boxes).all():
+        raise ValueError(f"{name}: Expected finite values in the data's {key!r}. Received: NaN/Inf in the first batch.")
+    if boxes.min() < 0 or boxes.max() > 1:
+        raise ValueError(f"{name}: Expected the data's {key!r} in [0, 1] (coordinates relative to the image). "
+                         f"Received: {_range_text(boxes)} in the first batch.")
+    inverted = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if inverted.any():
+        i = int(np.flatnonzero(inverted)[0])
+        raise ValueError(f"{name}: Expected the data's {key!r} as [y1, x1, y2, x2] with y1 <= y2 and x1 <= x2. "
+                         f"Received: {key}={[round(float(v), 4) for v in boxes[i]]} (inverted) at row {i} of "
+                         f"the first batch.")
 
 
 def check_training_data(model, data) -> None:
