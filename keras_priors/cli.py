@@ -1,21 +1,99 @@
-"""``keras-priors``: demo, train, evaluate, export, zoo, data, explain, rf and bench from the shell."""
+"""``keras-priors``: demo, train, evaluate, export, zoo, data, explain, rf and bench from the shell.
+
+Nothing heavy is imported before the arguments are parsed: ``--help`` and
+``--version`` never load TensorFlow. Framework logs are silenced unless ``-v``
+is given, and a user error is printed as one line (``-v`` shows the traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from keras_priors import __version__
+
+#: The explainers ``explain --method`` accepts (``keras_priors.explain.registry.EXPLAINERS``; a test keeps them equal).
+EXPLAIN_METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "lcam")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 1."""
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Quiet TensorFlow/absl (C++ and Python) unless ``verbose``; effective only before TensorFlow is imported."""
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        return
+    # C++ lines after the import, ERROR included: "failed call to cuInit" on a machine without a GPU and oneDNN
+    # fallbacks are not actionable; a real failure still raises a Python exception.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Keras 3 warns on every fit on a tf.data.Dataset, whose order the pipeline already shuffles.
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed, but will be ignored", category=UserWarning)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:  # pragma: no cover - absl comes with TensorFlow
+        pass
+
+
+def _import_frameworks(args) -> None:
+    """Import TensorFlow, quietly unless ``args.verbose``.
+
+    TensorFlow's C++ libraries write INFO lines (oneDNN, CUDA drivers, CPU
+    features) to file descriptor 2 while they load, before absl's log level
+    (``TF_CPP_MIN_LOG_LEVEL``) applies; so stderr is captured during the
+    import and shown only if the import fails.
+    """
+    if args.verbose or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = False
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError as e:
+            if e.name != "tensorflow":  # without TensorFlow (another backend) there is nothing to quieten
+                failed = True
+                raise
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            if failed:
+                captured.seek(0)
+                sys.stderr.write(captured.read().decode(errors="replace"))
+                sys.stderr.flush()
+
+
+def _existing_out_dir(path: str, flag: str = "--out") -> str:
+    """``path`` if it is a folder or does not exist yet; a file there is an error."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise CLIError(f"{flag}: Expected a folder (new or existing). Received: {path!r}, an existing file")
+    return path
 
 
 def _cmd_demo(args):
+    _existing_out_dir(args.out)
+    _import_frameworks(args)
     from keras_priors.demo import run_demo
 
     run_demo(out_dir=args.out, quick=args.quick, epochs=args.epochs, seed=args.seed)
 
 
 def _cmd_zoo_list(args):
+    _import_frameworks(args)
     from keras_priors.zoo import get_spec, list_models
 
     print(f"{'name':<18} {'input':<13} {'family':<20} description")
@@ -25,6 +103,7 @@ def _cmd_zoo_list(args):
 
 
 def _cmd_data_preview(args):
+    _import_frameworks(args)
     from keras_priors.data import preview_kakapo
 
     path = preview_kakapo(args.out, n=args.n, seed=args.seed, split=args.split)
@@ -32,6 +111,11 @@ def _cmd_data_preview(args):
 
 
 def _cmd_train(args):
+    if not os.path.isfile(args.recipe):
+        raise CLIError(f"--recipe: Expected a recipe TOML file (e.g. zoo/kakapo_resnet_tiny_cam.toml). "
+                       f"Received: {args.recipe!r}, {'a folder' if os.path.isdir(args.recipe) else 'no such file'}")
+    _existing_out_dir(args.out)
+    _import_frameworks(args)
     from keras_priors.training import train_recipe
 
     train_recipe(args.recipe, args.out, epochs=args.epochs, quick=args.quick)
@@ -40,12 +124,13 @@ def _cmd_train(args):
 def _load(path):
     import keras
 
-    if not os.path.exists(path):
-        raise SystemExit(f"error: --model: no such file: {path!r} (expected a .keras file written by train)")
+    if not os.path.isfile(path):
+        raise CLIError(f"--model: Expected a .keras file (e.g. written by train or demo). Received: {path!r}, no such file")
     return keras.saving.load_model(path)
 
 
 def _cmd_evaluate(args):
+    _import_frameworks(args)
     from keras_priors import data
     from keras_priors.zoo.evaluation import evaluate_classifier
 
@@ -58,8 +143,9 @@ def _cmd_evaluate(args):
 
 
 def _cmd_export(args):
+    _import_frameworks(args)
     model = _load(args.model)
-    model.export(args.out)
+    model.export(args.out, overwrite=args.overwrite)
 
 
 def _read_images(path, size):
@@ -69,13 +155,13 @@ def _read_images(path, size):
     files = sorted(os.path.join(path, f) for f in os.listdir(path)) if os.path.isdir(path) else [path]
     files = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif"))]
     if not files:
-        raise SystemExit(f"error: --images: no .png/.jpg images found at {path!r}")
+        raise CLIError(f"--images: Expected .png/.jpg/.bmp/.gif images. Received: {path!r}, which has none")
     images = []
     for f in files:
         try:
             img = tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
-            raise SystemExit(f"error: --images: cannot decode {f!r}: {e.message}") from None
+            raise CLIError(f"--images: cannot decode {f!r}: {e.message}") from None
         images.append(tf.image.resize(tf.cast(img, "float32") / 255.0, size).numpy())
     return files, np.stack(images)
 
@@ -87,7 +173,7 @@ def _classifier_of(model):
     if hasattr(model, "inference_model"):
         inf = model.inference_model(include_cam=False)
         if len(inf.inputs) != 1:
-            raise SystemExit("error: --model: explainers need a single-input classifier; this model also takes a part box")
+            raise CLIError("--model: explainers need a single-input classifier; this model also takes a part box")
         return keras.Model(inf.input["image"], inf.output["logits"]), model
     return model, None
 
@@ -105,12 +191,20 @@ def _zoo_cam(model, images):
 
 
 def _cmd_explain(args):
+    if not os.path.exists(args.images):
+        raise CLIError(f"--images: Expected an image file or a folder of images. Received: {args.images!r}, no such file or folder")
+    _existing_out_dir(args.out)
+    _import_frameworks(args)
     import numpy as np
     import tensorflow as tf
 
     from keras_priors._atomic import write_atomic
     from keras_priors.explain import average_drop_increase_confidence, get_explainer, overlay
 
+    try:
+        explainer = get_explainer(args.method)
+    except ValueError:
+        raise CLIError(f"--method: Expected one of {list(EXPLAIN_METHODS)}. Received: {args.method!r}") from None
     model = _load(args.model)
     classifier, zoo_model = _classifier_of(model)
     size = tuple(classifier.inputs[0].shape[1:3])
@@ -118,7 +212,7 @@ def _cmd_explain(args):
     if args.method.lower() == "cam" and zoo_model is not None:
         maps = _zoo_cam(zoo_model, images)
     else:
-        maps = get_explainer(args.method)(classifier, layer=args.layer)(images)
+        maps = explainer(classifier, layer=args.layer)(images)
     os.makedirs(args.out, exist_ok=True)
     for f, img, m in zip(files, images, maps):
         name = os.path.splitext(os.path.basename(f))[0]
@@ -133,6 +227,7 @@ def _cmd_explain(args):
 
 
 def _cmd_rf(args):
+    _import_frameworks(args)
     from keras_priors.receptive_field import rf_table_for
 
     print(rf_table_for(args.model, input_shape=tuple(args.input_shape) if args.input_shape else None))
@@ -150,89 +245,153 @@ def _cmd_bench(args):
     available = sorted(f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")) \
         if os.path.isdir(folder) else []
     if not available:
-        raise SystemExit(f"keras-priors bench: Expected the benchmarks/ folder of a source checkout at {folder}. "
-                         "Received: no such folder (install with `pip install -e .` from a clone).")
+        raise CLIError(f"Expected the benchmarks/ folder of a source checkout at {folder}. "
+                       "Received: no such folder (install with `pip install -e .` from a clone).")
     if args.name not in available:
-        raise SystemExit(f"keras-priors bench: Expected a benchmark name among {available}. Received: {args.name!r}")
+        raise CLIError(f"Expected a benchmark name among {available}. Received: {args.name!r}")
     sys.argv = [f"keras-priors bench {args.name}", *args.args]
     runpy.run_path(os.path.join(folder, args.name + ".py"), run_name="__main__")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"Expected an integer >= 1. Received: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"Expected an integer >= 1. Received: {value}")
+    return value
+
+
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    # -v works before or after the command; SUPPRESS keeps a sub-command's default from hiding the top-level flag.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show TensorFlow/absl logs and full tracebacks (default: quiet)")
+
+    p = _Parser(
         prog="keras-priors",
         description="Put what you know about images into Keras classifiers, and see what they look at.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Its own action (not the shared one): set_defaults would change the shared action's default too.
+    p.add_argument("-v", "--verbose", action="store_true", default=False,
+                   help="show TensorFlow/absl logs and full tracebacks (default: quiet)")
+    p.add_argument("--version", action="version", version=f"keras-priors {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    d = sub.add_parser("demo", help="train a small model on synthetic kakapo data without and with priors",
-                       description="Train resnet_tiny on the built-in kakapo data (background shortcut in train, "
-                                   "not at test) without priors and with CAM suppression + mask decoder; print a "
-                                   "table, write TensorBoard logs and a SavedModel.")
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[verbose], **kwargs)
+
+    d = command("demo", help="train a small model on synthetic kakapo data without and with priors",
+                description="Train resnet_tiny on the built-in kakapo data (background shortcut in train, "
+                            "not at test) without priors, with CAM suppression and with BackgroundSwap; print a "
+                            "table, write TensorBoard logs, model.keras, a SavedModel and test PNGs to explain.")
     d.add_argument("--out", default="keras_priors_demo", help="output folder (default: %(default)s)")
-    d.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the install")
-    d.add_argument("--epochs", type=int, default=None, help="epochs per model (default: 6, quick: 1)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--quick", action="store_true", help="a tiny run (seconds) to check the install (default: off)")
+    d.add_argument("--epochs", type=_positive_int, default=None, help="epochs per model (default: 6, quick: 1)")
+    d.add_argument("--seed", type=int, default=0, help="random seed for data and weights (default: %(default)s)")
     d.set_defaults(func=_cmd_demo)
 
-    z = sub.add_parser("zoo", help="the model zoo").add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
-    zl = z.add_parser("list", help="list zoo models")
-    zl.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'resnet*'")
+    z = command("zoo", help="the model zoo").add_subparsers(dest="zoo_command", required=True, metavar="ACTION",
+                                                            parser_class=_Parser)
+    zl = z.add_parser("list", help="list zoo models", parents=[verbose])
+    zl.add_argument("pattern", nargs="?", default="*", help="shell pattern, e.g. 'resnet*' (default: %(default)s)")
     zl.set_defaults(func=_cmd_zoo_list)
 
-    da = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    dp = da.add_parser("preview", help="write a PNG grid of a dataset with mask outlines and part boxes")
-    dp.add_argument("dataset", choices=["kakapo"])
-    dp.add_argument("--out", default="kakapo_preview.png")
-    dp.add_argument("-n", type=int, default=16, help="number of images")
-    dp.add_argument("--split", default="train", choices=["train", "val", "test"])
-    dp.add_argument("--seed", type=int, default=0)
+    da = command("data", help="datasets").add_subparsers(dest="data_command", required=True, metavar="ACTION",
+                                                         parser_class=_Parser)
+    dp = da.add_parser("preview", help="write a PNG grid of a dataset with mask outlines and part boxes",
+                       parents=[verbose])
+    dp.add_argument("dataset", choices=["kakapo"], help="the dataset (choices: %(choices)s)")
+    dp.add_argument("--out", default="kakapo_preview.png", help="output PNG file (default: %(default)s)")
+    dp.add_argument("-n", type=_positive_int, default=16, help="number of images (default: %(default)s)")
+    dp.add_argument("--split", default="train", choices=["train", "val", "test"],
+                    help="which split (default: %(default)s)")
+    dp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dp.set_defaults(func=_cmd_data_preview)
 
-    t = sub.add_parser("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)")
-    t.add_argument("--recipe", required=True, help="a recipe file, e.g. zoo/kakapo_resnet_tiny_cam.toml")
-    t.add_argument("--out", default="runs/train", help="output folder: checkpoints/, logs/, model.keras")
-    t.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    t.add_argument("--quick", action="store_true", help="use at most 128 training images")
+    t = command("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)")
+    t.add_argument("--recipe", required=True, help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
+    t.add_argument("--out", default="runs/train",
+                   help="output folder: checkpoints/, logs/, model.keras (default: %(default)s)")
+    t.add_argument("--epochs", type=_positive_int, default=None,
+                   help="override the recipe's epochs, an integer >= 1 (default: the recipe's train.epochs)")
+    t.add_argument("--quick", action="store_true", help="use at most 128 training images (default: off)")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data")
-    e.add_argument("--model", required=True, help="a .keras file written by train")
-    e.add_argument("--samples", type=int, default=1000)
-    e.add_argument("--seed", type=int, default=0)
+    e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data")
+    e.add_argument("--model", required=True, help="a .keras file written by train (required)")
+    e.add_argument("--samples", type=_positive_int, default=1000, help="test images (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="seed of the test data (default: %(default)s)")
     e.set_defaults(func=_cmd_evaluate)
 
-    x = sub.add_parser("export", help="export the classifier (no training-only heads) as a SavedModel")
-    x.add_argument("--model", required=True, help="a .keras file written by train")
-    x.add_argument("--out", required=True, help="SavedModel folder")
+    x = command("export", help="export the classifier (no training-only heads) as a SavedModel")
+    x.add_argument("--model", required=True, help="a .keras file written by train (required)")
+    x.add_argument("--out", required=True,
+                   help="SavedModel folder: new, empty, or an earlier export, which is replaced (required)")
+    x.add_argument("--overwrite", action="store_true",
+                   help="replace an existing file or a folder that is not an earlier export; it is moved aside "
+                        "to OUT.replaced-<time>, never deleted (default: refuse)")
     x.set_defaults(func=_cmd_export)
 
-    ex = sub.add_parser("explain", help="write CAM-family overlays and a metrics table")
-    ex.add_argument("--model", required=True, help="a .keras classifier")
-    ex.add_argument("--images", required=True, help="an image file or a folder of images")
-    ex.add_argument("--method", default="gradcam", help="cam, gradcam, gradcam++, scorecam")
+    ex = command("explain", help="write CAM-family overlays and a metrics table")
+    ex.add_argument("--model", required=True, help="a .keras classifier (required)")
+    ex.add_argument("--images", required=True, help="an image file or a folder of images (required)")
+    ex.add_argument("--method", default="gradcam",
+                    help=f"explainer, one of {', '.join(EXPLAIN_METHODS)} (default: %(default)s)")
     ex.add_argument("--layer", default=None, help="feature layer (default: the last 4-D output)")
-    ex.add_argument("--out", default="explain_out")
+    ex.add_argument("--out", default="explain_out", help="output folder for the overlays (default: %(default)s)")
     ex.set_defaults(func=_cmd_explain)
 
-    r = sub.add_parser("rf", help="receptive field size, stride, padding and centre of every layer")
-    r.add_argument("model", help="a zoo name, a keras.applications name (e.g. ResNet50) or a .keras file")
-    r.add_argument("--input-shape", type=int, nargs=3, default=None, metavar=("H", "W", "C"))
+    r = command("rf", help="receptive field size, stride, padding and centre of every layer")
+    r.add_argument("model", help="a zoo name (see `keras-priors zoo list`), a keras.applications name "
+                                 "(e.g. ResNet50) or a .keras file")
+    r.add_argument("--input-shape", type=_positive_int, nargs=3, default=None, metavar=("H", "W", "C"),
+                   help="input shape (default: the model's own)")
     r.set_defaults(func=_cmd_rf)
 
-    b = sub.add_parser("bench", help="run a benchmark from benchmarks/ (e.g. evidence: does each prior help?)",
-                       description="Run benchmarks/NAME.py with the remaining arguments, e.g. "
-                                   "`keras-priors bench evidence --size smoke`. `keras-priors bench NAME --help` "
-                                   "lists a benchmark's options.")
+    b = command("bench", help="run a benchmark from benchmarks/ (e.g. evidence: does each prior help?)",
+                description="Run benchmarks/NAME.py with the remaining arguments, e.g. "
+                            "`keras-priors bench evidence --size smoke`. `keras-priors bench NAME --help` "
+                            "lists a benchmark's options.")
     b.add_argument("name", help="evidence, prior_overhead, train_throughput, explain_speed, rf_speed, maxl_step, ...")
-    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark (default: none)")
     b.set_defaults(func=_cmd_bench)
     return p
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv=None) -> int:
-    args = make_parser().parse_args(argv)
-    args.func(args)
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    User errors (a missing file, a bad value) print one line on stderr and
+    return 1; usage errors return 2. With ``-v`` they raise with the traceback.
+    """
+    try:
+        args = make_parser().parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors
+        return 0 if e.code is None else e.code if isinstance(e.code, int) else 2
+    _configure_logging(args.verbose)
+    try:
+        args.func(args)
+    except (CLIError, ValueError, TypeError, OSError) as e:
+        if args.verbose:
+            raise
+        name = " ".join(x for x in (args.command, getattr(args, "zoo_command", None),
+                                    getattr(args, "data_command", None)) if x)
+        print(f"keras-priors {name}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -10,6 +11,7 @@ import keras
 
 from keras_priors import data, priors, zoo
 from keras_priors._atomic import save_model_atomic, write_atomic
+from keras_priors.validation import check_positive_int
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,7 +37,18 @@ def load_recipe(path: str) -> dict:
     name = recipe["data"].get("name")
     if name not in _DATASETS:
         raise ValueError(f"Recipe {path!r}: Expected data.name in {list(_DATASETS)}. Received: {name!r}")
+    _check_train_section(path, recipe.get("train", {}))
     return recipe
+
+
+def _check_train_section(path: str, train: dict) -> None:
+    """Refuse a ``[train]`` value that ``float()``/``int()`` would turn into a wrong number or a bare error."""
+    lr = train.get("learning_rate", 1e-3)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"Recipe {path!r}: Expected train.learning_rate to be a number > 0. "
+                         f"Received: train.learning_rate={lr!r}")
+    if "epochs" in train:
+        check_positive_int("train.epochs", train["epochs"], owner=f"Recipe {path!r}")
 
 
 def build_priors(specs: list) -> list:
@@ -115,7 +128,7 @@ def train_recipe(recipe_path: str, out_dir: str, epochs: int | None = None, quic
     when done, ``<out_dir>/model.keras``.
     """
     recipe = load_recipe(recipe_path)
-    epochs = int(epochs or recipe.get("train", {}).get("epochs", 5))
+    epochs = check_positive_int("epochs", recipe.get("train", {}).get("epochs", 5) if epochs is None else epochs)
     train, test = recipe_data(recipe, quick=quick)
     ckpt = AtomicCheckpoint(os.path.join(out_dir, "checkpoints"))
     model, done = ckpt.restore()

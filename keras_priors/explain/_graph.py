@@ -234,6 +234,56 @@ def check_connected(model, path, output_kt):
             outs = list(current_fn.outputs)
 
 
+def _pick_output(model, outputs, output):
+    """The score output among ``outputs``: ``output`` (index or name), else the one named "logits", else the first."""
+    names = [kt._keras_history[0].name for kt in outputs]
+    if output is None:
+        return outputs[names.index("logits")] if "logits" in names else outputs[0]
+    if isinstance(output, int) and not isinstance(output, bool):
+        if not 0 <= output < len(outputs):
+            raise ValueError(
+                f"Expected `output` in [0, {len(outputs)}). Received: output={output}"
+            )
+        return outputs[output]
+    output_names = list(getattr(model, "output_names", None) or names)
+    if output in output_names:
+        return outputs[output_names.index(output)]
+    if output in names:
+        return outputs[names.index(output)]
+    raise ValueError(f"Expected `output` to be one of {output_names}. Received: output={output!r}")
+
+
+def softmax_kind(output_kt):
+    """How a graph tensor comes out of a softmax.
+
+    Returns ``"layer"`` for the output of a ``Softmax`` or ``Activation("softmax")``
+    layer, ``"activation"`` for a layer built with ``activation="softmax"``
+    (e.g. ``Dense(10, activation="softmax")``), else None.
+    """
+    op = output_kt._keras_history[0]
+    if isinstance(op, keras.layers.Softmax) or (isinstance(op, keras.layers.Activation) and _is_softmax(op.activation)):
+        return "layer"
+    if _is_softmax(getattr(op, "activation", None)):
+        return "activation"
+    return None
+
+
+def ends_in_softmax(model, output=None) -> bool:
+    """True if ``model``'s score output (picked as the explainers pick it) comes out of a softmax.
+
+    The one place explainers and metrics decide whether a model outputs
+    probabilities. False for a model whose graph cannot be walked (a
+    subclassed model): its output is taken to be logits.
+    """
+    try:
+        fn = _functional_of(model)
+    except ValueError:
+        return False
+    if fn is None:
+        return False
+    return softmax_kind(_pick_output(model, list(fn.outputs), output)) is not None
+
+
 class GraphRunner:
     """Evaluate ``model`` lazily with a hook at the layer ``path`` (see module docstring).
 
@@ -256,31 +306,15 @@ class GraphRunner:
         self._linearize = None
         if linear_output:
             op = self.output_kt._keras_history[0]
-            is_softmax_layer = isinstance(op, keras.layers.Softmax) or (
-                isinstance(op, keras.layers.Activation) and _is_softmax(op.activation)
-            )
-            if is_softmax_layer:
+            kind = softmax_kind(self.output_kt)
+            if kind == "layer":
                 node = op._inbound_nodes[self.output_kt._keras_history[1]]
                 self.output_kt = node.arguments.keras_tensors[0]
-            elif _is_softmax(getattr(op, "activation", None)):
+            elif kind == "activation":
                 self._linearize = op
 
     def _pick_output(self, outputs, output):
-        names = [kt._keras_history[0].name for kt in outputs]
-        if output is None:
-            return outputs[names.index("logits")] if "logits" in names else outputs[0]
-        if isinstance(output, int) and not isinstance(output, bool):
-            if not 0 <= output < len(outputs):
-                raise ValueError(
-                    f"Expected `output` in [0, {len(outputs)}). Received: output={output}"
-                )
-            return outputs[output]
-        output_names = list(getattr(self.model, "output_names", None) or names)
-        if output in output_names:
-            return outputs[output_names.index(output)]
-        if output in names:
-            return outputs[names.index(output)]
-        raise ValueError(f"Expected `output` to be one of {output_names}. Received: output={output!r}")
+        return _pick_output(self.model, outputs, output)
 
     @property
     def num_classes(self) -> int:

@@ -6,9 +6,12 @@ output of any explainer) and return numpy values.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from keras import ops
 
+from keras_priors.explain._graph import ends_in_softmax
 from keras_priors.explain._utils import check_images, check_targets, softmax_np
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
 
@@ -36,12 +39,20 @@ def _predict_probs(model, images, batch_size, from_logits):
     return softmax_np(y) if from_logits else y
 
 
+def _resolve_from_logits(model, from_logits) -> bool:
+    """``from_logits`` as given, or (None) True unless the model's score output comes out of a softmax."""
+    if from_logits is None:
+        return not ends_in_softmax(model)
+    return bool(from_logits)
+
+
 def _target_probs(model, images, targets, batch_size, from_logits):
     probs = _predict_probs(model, images, batch_size, from_logits)
     return probs[np.arange(len(images)), targets]
 
 
 def _prepare(model, images, maps, targets, batch_size, from_logits):
+    """Checked inputs, targets and the target probabilities on the full images; ``from_logits`` is resolved."""
     images = check_images(images, getattr(model, "input_shape", None))
     maps = _check_maps(maps, images)
     batch_size = check_positive_int("batch_size", batch_size)
@@ -53,13 +64,28 @@ def _prepare(model, images, maps, targets, batch_size, from_logits):
     return images, maps, targets, full[np.arange(len(images)), targets]
 
 
+def keep_count(keep: float, num_pixels: int) -> int:
+    """``ceil(keep * num_pixels)``, the number of pixels AD/IC keeps (as the L-CAM code), robust to float error."""
+    return min(num_pixels, math.ceil(round(keep * num_pixels, 6)))
+
+
 def keep_top(maps: np.ndarray, keep: float) -> np.ndarray:
-    """Zero the pixels below each map's ``(1 - keep)`` quantile (keep=1 keeps all)."""
+    """Keep each map's ``ceil(keep * H * W)`` highest pixels, zero the rest (keep=1 keeps all).
+
+    Exactly that many pixels are kept: ties at the threshold are broken by
+    position (row-major, first kept), as in deletion/insertion.
+    """
+    maps = np.asarray(maps, np.float32)
     if keep >= 1.0:
         return maps
-    flat = maps.reshape(len(maps), -1)
-    thresh = np.quantile(flat, 1.0 - keep, axis=1).reshape(-1, 1, 1)
-    return np.where(maps >= thresh, maps, 0.0).astype(np.float32)
+    B = len(maps)
+    flat = maps.reshape(B, -1)
+    n = keep_count(keep, flat.shape[1])
+    order = np.argsort(-flat, axis=1, kind="stable")[:, :n]
+    kept = np.zeros_like(flat)
+    rows = np.arange(B)[:, None]
+    kept[rows, order] = flat[rows, order]
+    return kept.reshape(maps.shape)
 
 
 def average_drop_increase_confidence(
@@ -68,14 +94,15 @@ def average_drop_increase_confidence(
     maps,
     targets=None,
     keep=(1.0, 0.5, 0.15),
-    from_logits: bool = True,
+    from_logits: bool | None = None,
     batch_size: int = 32,
 ) -> dict:
     """Average Drop (AD) and Increase in Confidence (IC) at several kept areas.
 
-    For each kept fraction ``p``, pixels below the map's ``(1 - p)`` quantile are
-    zeroed and the map is used as a soft mask: the explanation image is
-    ``image * map``. With ``Y`` the target class's softmax probability on the
+    For each kept fraction ``p``, the map's ``ceil(p * H * W)`` highest pixels
+    are kept (ties broken by position, as the L-CAM code keeps exactly that
+    many) and the rest zeroed; the map is used as a soft mask: the
+    explanation image is ``image * map``. With ``Y`` the target class's softmax probability on the
     full image and ``O`` on the explanation image:
 
     * ``AD = 100 / N * sum_i max(0, Y_i - O_i) / Y_i`` (lower is better),
@@ -95,7 +122,9 @@ def average_drop_increase_confidence(
         targets: None (the predicted class on the full image), an int or one int per image.
         keep: kept fractions of the map's area, each in (0, 1].
         from_logits: True if the model outputs logits (softmax is applied),
-            False if it already outputs probabilities.
+            False if it already outputs probabilities; None (default) decides
+            as the explainers do: probabilities if the score output comes out
+            of a softmax layer or activation, else logits.
         batch_size: images per forward pass.
 
     Returns:
@@ -109,6 +138,7 @@ def average_drop_increase_confidence(
     keep = [check_fraction("keep", k) for k in np.atleast_1d(keep).tolist()]
     if any(k <= 0 for k in keep):
         raise ValueError(f"Expected every `keep` in (0, 1]. Received: keep={keep}")
+    from_logits = _resolve_from_logits(model, from_logits)
     images, maps, targets, y = _prepare(model, images, maps, targets, batch_size, from_logits)
     out = {}
     for k in keep:
@@ -134,7 +164,7 @@ def deletion_insertion(
     steps: int = 20,
     baseline: str = "zeros",
     blur_sigma: float = 5.0,
-    from_logits: bool = True,
+    from_logits: bool | None = None,
     batch_size: int = 32,
 ) -> dict:
     """Deletion and insertion curves and their areas (Petsiuk et al. 2018, RISE).
@@ -154,7 +184,9 @@ def deletion_insertion(
         steps: number of steps (curves have ``steps + 1`` points).
         baseline: "zeros" or "blur" (a Gaussian blur of the image, ``blur_sigma`` pixels).
         blur_sigma: standard deviation of the blur baseline, in pixels.
-        from_logits: True if the model outputs logits.
+        from_logits: True if the model outputs logits, False for
+            probabilities, None (default) to detect a softmax output as the
+            explainers do.
         batch_size: images per forward pass.
 
     Returns:
@@ -168,6 +200,7 @@ def deletion_insertion(
     steps = check_positive_int("steps", steps)
     check_one_of("baseline", baseline, {"zeros", "blur"})
     blur_sigma = check_non_negative("blur_sigma", blur_sigma)
+    from_logits = _resolve_from_logits(model, from_logits)
     images, maps, targets, _ = _prepare(model, images, maps, targets, batch_size, from_logits)
     B, H, W, C = images.shape
     base = np.zeros_like(images) if baseline == "zeros" else _blur(images, blur_sigma)

@@ -8,7 +8,7 @@ from keras import ops
 from keras_priors import layers
 from keras_priors.priors._common import masked_mean
 from keras_priors.priors.prior import Prior
-from keras_priors.validation import check_positive_int
+from keras_priors.validation import check_class_indices, check_classes_below, check_positive_int
 
 
 class Auxiliary(Prior):
@@ -41,7 +41,7 @@ class Auxiliary(Prior):
         super().__init__(weight=weight, name=name)
         self.num_classes = check_positive_int("num_classes", num_classes, owner="Auxiliary")
         self.target = target
-        self.exclude_classes = [int(c) for c in exclude_classes]
+        self.exclude_classes = check_class_indices("exclude_classes", exclude_classes, owner="Auxiliary")
         self.hidden_units = int(hidden_units)
         self.level = level
         self.required_keys = (target,)
@@ -51,6 +51,8 @@ class Auxiliary(Prior):
         return "aux_logits" if self.target == "aux_label" else f"{self.target}_logits"
 
     def add_heads(self, ctx):
+        # exclude_classes are primary classes: known only now.
+        check_classes_below("exclude_classes", self.exclude_classes, ctx.num_classes, owner="Auxiliary")
         level = self.level or ctx.last_level
         head = layers.AuxiliaryHead(self.num_classes, hidden_units=self.hidden_units or None, name=f"{self.name}_head")
         ctx.outputs[self.output_name] = head(ctx.features[level])

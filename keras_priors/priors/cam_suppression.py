@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_priors import losses
 from keras_priors.priors.prior import Prior
+from keras_priors.validation import check_class_indices
 
 
 class CAMSuppression(Prior):
@@ -46,10 +47,8 @@ class CAMSuppression(Prior):
         super().__init__(weight=weight, name=name)
         if isinstance(classes, str):
             self.classes = classes
-        elif isinstance(classes, int):
-            self.classes = [classes]
         else:
-            self.classes = [int(c) for c in classes]
+            self.classes = check_class_indices("classes", classes, owner="CAMSuppression")
         # Validate classes/normalize/power with the loss's own checks.
         losses.CAMSuppression(classes=self.classes, normalize=normalize, power=power, evidence=evidence)
         self.mask = mask

@@ -50,6 +50,11 @@ class MaskDecoder(Prior):
         return self.target
 
     def add_heads(self, ctx):
+        if self.levels > len(ctx.features):
+            raise ValueError(
+                f"MaskDecoder: Expected `levels` <= {len(ctx.features)}, the feature levels the backbone "
+                f"{getattr(ctx.spec, 'name', '')!r} exposes ({', '.join(ctx.features)}). Received: levels={self.levels}"
+            )
         names = list(ctx.features)[-self.levels:]
         feats = [ctx.features[n] for n in names]
         head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, name=f"{self.target}_decoder")

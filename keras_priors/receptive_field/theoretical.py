@@ -662,10 +662,12 @@ def load_model_for_rf(model_or_path_or_name, input_shape=None) -> keras.Model:
         )
     if obj.endswith((".keras", ".h5", ".hdf5")):
         return keras.saving.load_model(obj, compile=False)
+    zoo_names: list = []
     try:  # a keras_priors.zoo entry: its backbone, built without weights
         from keras_priors.zoo import get_spec, list_models
 
-        if obj in list_models():
+        zoo_names = list_models()
+        if obj in zoo_names:
             spec = get_spec(obj)
             shape = tuple(input_shape) if input_shape is not None else tuple(spec.default_input_shape)
             if len(shape) == 2:
@@ -677,9 +679,11 @@ def load_model_for_rf(model_or_path_or_name, input_shape=None) -> keras.Model:
     key = obj.lower().replace("keras.applications.", "")
     if key not in apps:
         close = difflib.get_close_matches(key, list(apps), n=5, cutoff=0.5)
+        close += difflib.get_close_matches(obj, zoo_names, n=3, cutoff=0.5)
         raise ValueError(
-            f"Unknown keras.applications model {obj!r}. Closest names: "
-            f"{[apps[c].__name__ for c in close] or 'none'}."
+            f"Unknown model {obj!r}. Expected a zoo name ({', '.join(zoo_names)}), a keras.applications "
+            f"name (e.g. ResNet50) or a .keras/.h5 file. Closest names: "
+            f"{[apps[c].__name__ if c in apps else c for c in close] or 'none'}."
         )
     kwargs: dict[str, Any] = {"weights": None, "include_top": False}
     if input_shape is not None:

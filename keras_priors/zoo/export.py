@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import time
+import warnings
 
 import keras
 from keras import ops
@@ -30,7 +33,70 @@ def inference_model(model, include_cam: bool = True) -> keras.Model:
     return keras.Model(network.input, kept, name=f"{model.name}_inference")
 
 
-def export_saved_model(model, filepath: str, verbose: bool = True) -> str:
+#: A file every export of this library writes, so that a later export recognises the folder as its own.
+MARKER = "keras_priors_export.json"
+#: What a SavedModel folder written by :func:`export_saved_model` holds; anything else is a user's file.
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "variables", "assets", "fingerprint.pb", "keras_metadata.pb", MARKER}
+
+
+def _is_our_export(path: str) -> bool:
+    """True if ``path`` is a folder holding only a SavedModel this library wrote (marker included)."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return False
+    entries = set(os.listdir(path))
+    return MARKER in entries and "saved_model.pb" in entries and entries <= _SAVED_MODEL_ENTRIES
+
+
+def _check_destination(filepath: str, overwrite: bool) -> str:
+    """What ``filepath`` is now: ``"new"``, ``"empty"``, ``"ours"`` or ``"foreign"``; raise if it may not be replaced."""
+    if not os.path.lexists(filepath):
+        return "new"
+    if os.path.isdir(filepath) and not os.path.islink(filepath):
+        if not os.listdir(filepath):
+            return "empty"
+        if _is_our_export(filepath):
+            return "ours"
+        what = "a folder with files that are not a SavedModel written by keras_priors"
+    else:
+        what = "an existing file"
+    if not overwrite:
+        raise FileExistsError(
+            f"Expected `filepath` to be a new or empty folder, or a SavedModel written by keras_priors. "
+            f"Received: filepath={filepath!r}, {what}; nothing was written. Choose another path or pass "
+            f"overwrite=True (--overwrite) to move it aside to a backup beside it."
+        )
+    return "foreign"
+
+
+def _backup_name(filepath: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = f"{filepath}.replaced-{stamp}", 1
+    while os.path.lexists(candidate):
+        n += 1
+        candidate = f"{filepath}.replaced-{stamp}-{n}"
+    return candidate
+
+
+def _swap_into_place(tmp: str, filepath: str, overwrite: bool) -> str | None:
+    """Move the finished export ``tmp`` to ``filepath``; return the backup path of a replaced foreign entry."""
+    state = _check_destination(filepath, overwrite)
+    if state in ("new", "empty"):
+        os.replace(tmp, filepath)  # rename(2) replaces an empty folder in one step
+        return None
+    aside = _backup_name(filepath) if state == "foreign" else tmp + ".old"
+    os.replace(filepath, aside)
+    try:
+        os.replace(tmp, filepath)
+    except BaseException:
+        os.replace(aside, filepath)
+        raise
+    if state == "ours":  # our own previous export: nothing of the user's is in it
+        shutil.rmtree(aside, ignore_errors=True)
+        return None
+    return aside
+
+
+def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bool = False) -> str:
     """Export ``model``'s classifier as a TensorFlow SavedModel, atomically.
 
     Endpoints:
@@ -40,9 +106,26 @@ def export_saved_model(model, filepath: str, verbose: bool = True) -> str:
 
     The SavedModel is written into a temporary folder beside ``filepath`` and
     renamed into place only when complete, so an interrupted export never
-    leaves a half-written model.
+    leaves a half-written model. It holds a marker file
+    (``keras_priors_export.json``) so that a later export recognises it.
+
+    Args:
+        model: a zoo ``PriorModel``.
+        filepath: the SavedModel folder. It may be new, an empty folder, or an
+            earlier export of this library (replaced). Anything else (a file, a
+            folder with other files) raises ``FileExistsError`` before any work,
+            unless ``overwrite=True``.
+        verbose: print where the model went.
+        overwrite: replace an existing file or foreign folder. It is never
+            deleted: it is moved aside to ``<filepath>.replaced-<time>``.
+
+    Returns:
+        The absolute path of the SavedModel folder.
     """
     import tensorflow as tf
+
+    filepath = os.path.abspath(os.fspath(filepath))
+    _check_destination(filepath, bool(overwrite))  # fail before any work, with nothing touched
 
     inf = inference_model(model, include_cam=True)
     specs = {k: tf.TensorSpec((None,) + tuple(v.shape[1:]), tf.float32, name=k) for k, v in inf.input.items()}
@@ -66,22 +149,23 @@ def export_saved_model(model, filepath: str, verbose: bool = True) -> str:
 
         archive.add_endpoint("cam", cam, input_signature=[specs])
 
-    filepath = os.path.abspath(os.fspath(filepath))
     parent = os.path.dirname(filepath)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
     try:
         archive.write_out(tmp, verbose=False)
-        if os.path.exists(filepath):
-            old = tmp + ".old"
-            os.replace(filepath, old)
-            os.replace(tmp, filepath)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, filepath)
+        from keras_priors import __version__
+
+        marker = {"library": "keras_priors", "version": __version__, "model": model.name,
+                  "endpoints": ["serve", "cam"] if has_cam else ["serve"]}
+        with open(os.path.join(tmp, MARKER), "w") as f:
+            json.dump(marker, f, indent=1)
+        aside = _swap_into_place(tmp, filepath, bool(overwrite))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # our temporary folder only
         raise
+    if aside:
+        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=2)
     if verbose:
         endpoints = "serve, cam" if has_cam else "serve"
         print(f"Exported the classifier of {model.name!r} to {filepath} (endpoints: {endpoints})")

@@ -198,15 +198,17 @@ class PriorModel(keras.Model):
 
         return inference_model(self, include_cam=include_cam)
 
-    def export(self, filepath, format="tf_saved_model", verbose=True, **kwargs):
+    def export(self, filepath, format="tf_saved_model", verbose=True, overwrite=False, **kwargs):
         """Write a SavedModel with ``serve`` (logits, probabilities) and ``cam`` endpoints.
 
         Training-only heads are not exported. The directory is written next
-        to ``filepath`` first and moved into place when complete.
+        to ``filepath`` first and moved into place when complete. An existing
+        file or a folder that is not an earlier export raises unless
+        ``overwrite=True`` (then it is moved aside, never deleted).
         """
         from keras_priors.zoo.export import export_saved_model
 
-        return export_saved_model(self, filepath, verbose=verbose)
+        return export_saved_model(self, filepath, verbose=verbose, overwrite=overwrite)
 
     # === Config ===
     def get_config(self):

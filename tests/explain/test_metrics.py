@@ -31,7 +31,8 @@ def test_average_drop_and_increase_in_confidence_against_numpy():
     y = p0(x)
     for keep in (1.0, 0.5, 0.15):
         flat = maps.reshape(3, -1)
-        th = np.quantile(flat, 1 - keep, axis=1)[:, None, None]
+        n = int(np.ceil(keep * 16))
+        th = np.sort(flat, axis=1)[:, -n][:, None, None]  # the n-th largest (maps have no ties)
         o = p0(x * np.where(maps >= th, maps, 0)[..., None])
         pct = int(round(keep * 100))
         np.testing.assert_allclose(out[f"average_drop@{pct}"], 100 * np.mean(np.maximum(0, y - o) / y), atol=1e-5)
@@ -104,3 +105,86 @@ def test_metric_bad_inputs():
         energy_in_mask(np.ones((1, 4, 4)), np.ones((1, 3, 3)))
     with pytest.raises(ValueError, match="tolerance"):
         pointing_game(np.ones((1, 4, 4)), np.ones((1, 4, 4)), tolerance=-1)
+
+
+# === Softmax outputs and the exact kept area ===
+def softmax_model(kind, k=4.0):
+    """``mean_model`` whose output comes out of a softmax: a Softmax layer, an Activation, or Dense(activation=)."""
+    inp = keras.Input((4, 4, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inp)
+    dense = keras.layers.Dense(2, activation="softmax" if kind == "dense" else None)
+    out = dense(pooled)
+    if kind == "softmax_layer":
+        out = keras.layers.Softmax()(out)
+    elif kind == "activation":
+        out = keras.layers.Activation("softmax")(out)
+    kernel = np.zeros((3, 2), "float32")
+    kernel[:, 0] = k
+    dense.set_weights([kernel, np.zeros(2, "float32")])
+    return keras.Model(inp, out)
+
+
+def test_ends_in_softmax_is_what_explainers_and_metrics_share():
+    from keras_priors.explain._graph import ends_in_softmax
+
+    assert not ends_in_softmax(mean_model())
+    for kind in ("softmax_layer", "activation", "dense"):
+        assert ends_in_softmax(softmax_model(kind)), kind
+
+    class Sub(keras.Model):
+        def call(self, x):
+            return keras.ops.softmax(x)
+
+    assert not ends_in_softmax(Sub())  # not walkable: taken as logits, as before
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("kind", ["softmax_layer", "activation", "dense"])
+def test_metrics_do_not_apply_softmax_twice(kind):
+    # Logits (4 * 0.75, 0) = (3, 0): p0 = sigmoid(3). A map of 0.5 halves the logit: sigmoid(1.5).
+    x = np.full((1, 4, 4, 3), 0.25, "float32")
+    model = softmax_model(kind)
+    half = average_drop_increase_confidence(model, x, np.full((1, 4, 4), 0.5), keep=1.0)
+    y, o = 1 / (1 + np.exp(-3.0)), 1 / (1 + np.exp(-1.5))
+    np.testing.assert_allclose(half["average_drop@100"], 100 * (y - o) / y, atol=1e-4)
+    # The same numbers as the logits model; softmax applied twice would give softmax([y, 1 - y]).
+    assert half == pytest.approx(average_drop_increase_confidence(mean_model(), x, np.full((1, 4, 4), 0.5), keep=1.0))
+    twice = average_drop_increase_confidence(model, x, np.full((1, 4, 4), 0.5), keep=1.0, from_logits=True)
+    assert abs(twice["average_drop@100"] - half["average_drop@100"]) > 1.0  # the bug this guards against
+    x1 = np.ones((1, 4, 4, 3), "float32")
+    r = deletion_insertion(model, x1, np.arange(16, dtype="float32").reshape(1, 4, 4), targets=0, steps=4)
+    frac = np.linspace(0, 1, 5)
+    np.testing.assert_allclose(r["deletion_curve"][0], 1 / (1 + np.exp(-12 * (1 - frac))), atol=1e-5)
+    np.testing.assert_allclose(r["insertion_curve"][0], 1 / (1 + np.exp(-12 * frac)), atol=1e-5)
+
+
+def test_keep_count_is_ceil_of_the_area():
+    from keras_priors.explain.metrics import keep_count
+
+    assert keep_count(0.5, 784) == 392
+    assert keep_count(0.15, 1024) == 154  # 153.6
+    assert keep_count(0.07, 100) == 7  # 0.07 * 100 = 7.000000000000001 in floats
+    assert keep_count(0.15, 16) == 3
+    assert keep_count(1.0, 16) == 16
+
+
+@pytest.mark.parity
+def test_average_drop_keeps_exactly_ceil_p_hw_pixels_with_ties():
+    from keras_priors.explain.metrics import keep_top
+
+    # A flat map: every pixel ties at the threshold. The quantile rule kept all 16; L-CAM keeps ceil(p * 16).
+    x = np.ones((1, 4, 4, 3), "float32")
+    flat = np.ones((1, 4, 4), "float32")
+    kept = keep_top(flat, 0.5)
+    assert int((kept > 0).sum()) == 8
+    np.testing.assert_array_equal(kept[0, :2], 1.0)  # ties broken by position: the first two rows
+    out = average_drop_increase_confidence(mean_model(), x, flat, targets=0, keep=(0.5, 0.15))
+    y = 1 / (1 + np.exp(-12.0))  # logit 4 * 3
+    o50 = 1 / (1 + np.exp(-4 * 3 * 8 / 16))  # 8 of 16 pixels kept
+    o15 = 1 / (1 + np.exp(-4 * 3 * 3 / 16))  # ceil(2.4) = 3 pixels kept
+    np.testing.assert_allclose(out["average_drop@50"], 100 * (y - o50) / y, atol=1e-4)
+    np.testing.assert_allclose(out["average_drop@15"], 100 * (y - o15) / y, atol=1e-4)
+    # 28 x 28 with ties at the threshold (the issue's 395 instead of 392): exactly 392.
+    rng = np.random.default_rng(0)
+    maps = np.round(rng.uniform(size=(2, 28, 28)), 1).astype("float32") + 0.05
+    assert [(m > 0).sum() for m in keep_top(maps, 0.5)] == [392, 392]

@@ -72,3 +72,112 @@ def test_failed_export_leaves_nothing(kakapo32, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         model.export(str(tmp_path / "exported"), verbose=False)
     assert os.listdir(tmp_path) == []
+
+
+# === Export never deletes a user's files ===
+def _tiny_model():
+    return zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+
+
+def _tree(path):
+    """{relative path: bytes} of every file under ``path``."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            with open(full, "rb") as fh:
+                out[os.path.relpath(full, path)] = fh.read()
+    return out
+
+
+def test_export_refuses_a_non_empty_user_folder(tmp_path):
+    user = tmp_path / "userdir"
+    user.mkdir()
+    (user / "notes.txt").write_text("my notes")
+    with pytest.raises(FileExistsError, match=r"filepath=.*userdir.*not a SavedModel written by keras_priors.*overwrite"):
+        _tiny_model().export(str(user), verbose=False)
+    assert _tree(str(user)) == {"notes.txt": b"my notes"}
+    assert sorted(os.listdir(tmp_path)) == ["userdir"]  # no temporary folder either
+
+
+def test_export_refuses_an_existing_file(tmp_path):
+    target = tmp_path / "model_out"
+    target.write_text("precious")
+    with pytest.raises(FileExistsError, match="an existing file"):
+        _tiny_model().export(str(target), verbose=False)
+    assert target.read_text() == "precious"
+    assert sorted(os.listdir(tmp_path)) == ["model_out"]
+
+
+def test_export_writes_a_marker_and_replaces_its_own_export(tmp_path):
+    model = _tiny_model()
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+    from keras_priors.zoo.export import MARKER
+
+    assert MARKER in os.listdir(path)
+    first = _tree(path)
+    model.export(path, verbose=False)  # an earlier export of ours: replaced without overwrite
+    assert sorted(os.listdir(tmp_path)) == ["exported"]
+    assert set(_tree(path)) == set(first)
+    tf.saved_model.load(path)
+
+
+def test_export_into_an_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    _tiny_model().export(str(tmp_path / "empty"), verbose=False)
+    assert "saved_model.pb" in os.listdir(tmp_path / "empty")
+    assert sorted(os.listdir(tmp_path)) == ["empty"]
+
+
+def test_user_file_added_to_an_export_makes_it_foreign(tmp_path):
+    model = _tiny_model()
+    path = tmp_path / "exported"
+    model.export(str(path), verbose=False)
+    (path / "README.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        model.export(str(path), verbose=False)
+    assert (path / "README.txt").read_text() == "mine"
+
+
+def test_overwrite_moves_a_user_folder_aside_never_deletes(tmp_path):
+    user = tmp_path / "userdir"
+    user.mkdir()
+    (user / "notes.txt").write_text("my notes")
+    with pytest.warns(UserWarning, match="moved to .*userdir.replaced-"):
+        _tiny_model().export(str(user), verbose=False, overwrite=True)
+    assert "saved_model.pb" in os.listdir(user)
+    backups = [n for n in os.listdir(tmp_path) if n.startswith("userdir.replaced-")]
+    assert len(backups) == 1 and sorted(os.listdir(tmp_path)) == sorted(["userdir"] + backups)
+    assert _tree(str(tmp_path / backups[0])) == {"notes.txt": b"my notes"}
+
+
+def test_overwrite_of_a_file_keeps_it_as_a_backup(tmp_path):
+    target = tmp_path / "model_out"
+    target.write_text("precious")
+    with pytest.warns(UserWarning):
+        _tiny_model().export(str(target), verbose=False, overwrite=True)
+    assert os.path.isdir(target)
+    backups = [n for n in os.listdir(tmp_path) if n.startswith("model_out.replaced-")]
+    assert [(tmp_path / b).read_text() for b in backups] == ["precious"]
+
+
+def test_failed_swap_restores_the_previous_export(tmp_path, monkeypatch):
+    model = _tiny_model()
+    path = str(tmp_path / "exported")
+    model.export(path, verbose=False)
+    before = _tree(path)
+    import keras_priors.zoo.export as export_mod
+
+    real_replace = os.replace
+
+    def flaky(src, dst):
+        if os.path.basename(src).startswith(".export-") and not src.endswith(".old") and dst == path:
+            raise OSError("disk full")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export_mod.os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        model.export(path, verbose=False)
+    assert _tree(path) == before
+    assert sorted(os.listdir(tmp_path)) == ["exported"]
