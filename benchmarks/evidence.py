@@ -161,7 +161,7 @@ RRR_WEIGHT = 1000.0 / 255.0**2 * 3.0
 
 def _rrr_peer(nc):
     return [_priors().InputGradient(mask="decoy_mask", mask_is="irrelevant", classes="all", weight=RRR_WEIGHT,
-                                    normalize="sum")]
+                                    normalize="rrr")]
 
 
 def _sweep(weights, **kwargs):
