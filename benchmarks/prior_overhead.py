@@ -56,6 +56,15 @@ def configurations():
                       "Auxiliary(5 classes, exclude [0])"),
         "spatial_attention": (lambda: [p.SpatialAttention(target="part_mask")], None, "SpatialAttention(part_mask)"),
         "dual_input": (lambda: [p.DualInput(part="part_box")], None, "DualInput(part_box, shared)"),
+        "input_gradient": (lambda: [p.InputGradient(mask="object_mask", weight=1.0)], 2.5,
+                           "InputGradient (RRR): double backprop to the image"),
+        "grad_cam_penalty": (lambda: [p.GradCAMPenalty(mask="object_mask")], 2.5,
+                             "GradCAMPenalty (RRR-G) at the head's level (P3)"),
+        "grad_cam_penalty_p2": (lambda: [p.GradCAMPenalty(mask="object_mask", level="P2")], 2.5,
+                                "GradCAMPenalty(level='P2')"),
+        "energy_cam": (lambda: [p.Energy(attribution="cam")], 1.05, "Energy(attribution='cam')"),
+        "energy_grad_cam": (lambda: [p.Energy(attribution="grad_cam", level="P2")], 2.5,
+                            "Energy(attribution='grad_cam', level='P2')"),
     }
 
 
