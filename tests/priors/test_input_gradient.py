@@ -223,3 +223,35 @@ def test_missing_mask_key_fails_before_training():
     data = {k: v for k, v in data.items() if k != "part_mask"}
     with pytest.raises(ValueError, match=r"InputGradient needs the data key\(s\) \['part_mask'\]"):
         model.fit(data, batch_size=16, epochs=1, verbose=0)
+
+
+@pytest.mark.parity
+def test_two_gradient_priors_share_one_forward_pass():
+    """InputGradient and GradCAMPenalty in one model: each gradient equals the one of a model with it alone."""
+    batch = {k: v for k, v in kp.data.kakapo("train", image_size=32, num_samples=8, batch_size=None,
+                                              as_numpy=True).items() if k in ("image", "object_mask", "label")}
+    both = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+    out = both(batch, training=False)
+    for prior, key in [(priors.InputGradient(), "input_gradient/gradient"),
+                       (priors.GradCAMPenalty(level="P2"), "grad_cam_penalty/gradient")]:
+        alone = _zoo([prior])
+        alone.set_weights(both.get_weights())
+        np.testing.assert_allclose(np.asarray(out[key]), np.asarray(alone(batch, training=False)[key]),
+                                   rtol=1e-4, atol=1e-7)
+
+
+def test_fit_under_mixed_precision_and_xla():
+    data = {k: v for k, v in kp.data.kakapo("train", image_size=32, num_samples=16, batch_size=None,
+                                             as_numpy=True).items() if k in ("image", "object_mask", "label")}
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile(optimizer="adam")
+    history = model.fit(data, batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["input_gradient_loss"][0])
+    model = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+    model.compile(optimizer="adam", jit_compile=True)
+    history = model.fit(data, batch_size=16, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"])) and history.history["input_gradient_loss"][0] > 0
