@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from keras_priors.losses import _explanation
-from keras_priors.validation import check_finite_non_negative, check_one_of
+from keras_priors.validation import check_one_of
 
 
-def check_common(prior, mask, mask_is, classes, allowed_classes, weight):
-    """Validate and store ``mask``, ``mask_is``, ``classes`` and ``weight`` on ``prior``."""
+def check_common(prior, mask, mask_is, classes, allowed_classes):
+    """Validate and store ``mask``, ``mask_is`` and ``classes`` on ``prior``; its keys are ``(mask,)``."""
     owner = type(prior).__name__
     if not isinstance(mask, str) or not mask:
         raise ValueError(f"{owner}: Expected `mask` to be a data key (a non-empty string). Received: mask={mask!r}")
     prior.mask = mask
     prior.mask_is = check_one_of("mask_is", mask_is, _explanation.MASK_IS, owner=owner)
     prior.classes = check_one_of("classes", classes, allowed_classes, owner=owner)
-    prior.weight = check_finite_non_negative("weight", weight, owner=owner)
     prior.required_keys = (mask,)
 
 

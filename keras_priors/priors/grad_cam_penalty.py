@@ -9,6 +9,7 @@ from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
 from keras_priors.priors.prior import GradientRequest, Prior
+from keras_priors.validation import check_finite_non_negative
 
 
 class GradCAMPenalty(Prior):
@@ -55,8 +56,8 @@ class GradCAMPenalty(Prior):
 
     def __init__(self, mask: str = "object_mask", level: str | None = None, mask_is: str = "relevant",
                  classes: str = "true", normalize: str = "rrr", weight: float = 1.0, name: str | None = None):
-        super().__init__(weight=0.0, name=name)
-        _explanation.check_common(self, mask, mask_is, classes, ("true", "predicted"), weight)
+        super().__init__(weight=check_finite_non_negative("weight", weight, owner="GradCAMPenalty"), name=name)
+        _explanation.check_common(self, mask, mask_is, classes, ("true", "predicted"))
         self.level = _explanation.check_level_arg(self, level)
         self.normalize = check_normalize(normalize, owner="GradCAMPenalty")
 
