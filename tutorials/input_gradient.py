@@ -3,7 +3,7 @@ Title: Right for the right reasons: constrain what the network uses
 Author: keras-priors contributors
 Date created: 2026/12/01
 Last modified: 2026/12/01
-Description: Penalise input gradients (RRR), Grad-CAM (RRR-G) or the energy outside the object mask, with double backprop in the train step.
+Description: Penalise input gradients (RRR), Grad-CAM (RRR-G) or energy outside the object mask (double backprop).
 Accelerator: None
 """
 

@@ -80,5 +80,6 @@ def irrelevant_cells(mask, like, mask_is: str, owner: str, arg: str = "mask"):
 def check_rank4(name: str, x, owner: str):
     if len(x.shape) != 4 or x.shape[1] is None or x.shape[2] is None:
         raise ValueError(
-            f"{owner}: Expected `{name}` of rank 4 (B, h, w, C) with known h and w. Received: {name}.shape={tuple(x.shape)}"
+            f"{owner}: Expected `{name}` of rank 4 (B, h, w, C) with known h and w. "
+            f"Received: {name}.shape={tuple(x.shape)}"
         )

@@ -210,7 +210,8 @@ def test_config_round_trip_and_bad_arguments():
     ]:
         with pytest.raises(ValueError, match=match):
             priors.InputGradient(**kwargs)
-    with pytest.raises(ValueError, match=r"input_gradient_penalty: Expected `mask` of shape .*Received: mask.shape=\(1, 2, 2, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"input_gradient_penalty: Expected `mask` of shape .*Received: mask.shape=\(1, 2, 2, 3\)"):
         losses.input_gradient_penalty(np.ones((1, 4, 4, 3), "float32"), np.ones((1, 2, 2, 3), "float32"))
     with pytest.raises(ValueError, match=r"Expected `gradients` of rank 4"):
         losses.input_gradient_penalty(np.ones((4, 4), "float32"), np.ones((4, 4), "float32"))
