@@ -256,3 +256,30 @@ def test_fit_under_mixed_precision_and_xla():
     model.compile(optimizer="adam", jit_compile=True)
     history = model.fit(data, batch_size=16, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"])) and history.history["input_gradient_loss"][0] > 0
+
+
+@pytest.mark.parity
+def test_a_user_prior_can_request_a_gradient(rng):
+    """The hook is generic: a prior written outside the library asks for d logit_1 / d image."""
+    from keras import ops
+
+    class LogitOneSmoothness(priors.Prior):
+        def gradient_requests(self):
+            return [priors.GradientRequest(key="mine/gradient", wrt="image", keys=("image",),
+                                           score=lambda outputs, batch: ops.sum(outputs["logits"][:, 1]))]
+
+        def loss_terms(self, targets, outputs, num_classes):
+            return {self.name: self.weight * ops.mean(ops.square(outputs["mine/gradient"]))}
+
+    prior = LogitOneSmoothness(weight=1.0)
+    model = _linear_model(prior)
+    batch = _batch(rng)
+    out = model(batch, training=True)
+    w = np.asarray(model.network.get_layer("dense").kernel)[:, 1].reshape(SHAPE)
+    np.testing.assert_allclose(np.asarray(out["mine/gradient"]), np.broadcast_to(w, out["mine/gradient"].shape),
+                               rtol=1e-5, atol=1e-6)
+    value, grad = prior_loss_and_gradient(model, prior, batch, model.network.get_layer("dense").kernel)
+    # d/dW of mean(W_1^2) over (B, D) entries = 2 W_1 / D in column 1, zero elsewhere.
+    want = np.zeros_like(grad)
+    want[:, 1] = 2 * w.reshape(-1) / w.size
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
