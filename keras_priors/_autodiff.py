@@ -105,6 +105,17 @@ def _probed(probes: dict, captured: dict):
                 del layer.call
 
 
+def _check_probed(probes: dict, captured: dict):
+    """Raise if a probed layer did not run its ``call`` (e.g. a quantized layer): its gradient would be 0."""
+    missing = [probes[k][0].name for k in probes if k not in captured]
+    if missing:
+        raise RuntimeError(
+            f"Gradient priors: Expected the layer(s) {missing} to run their `call` in the forward pass so the "
+            f"gradient probe reaches the feature map. Received a forward pass that bypassed it (quantized or "
+            f"rematerialized layers are not supported at a gradient level)."
+        )
+
+
 def forward_with_gradients(network, inputs: dict, training, sources: list, scores: list):
     """Run ``network`` once; return its outputs, the gradients and the probed feature maps.
 
@@ -152,6 +163,7 @@ def _tensorflow(network, inputs, training, sources, scores):
             wrt.append(x)
         with _probed(probes, captured):
             outputs = network(inputs, training=training)
+        _check_probed(probes, captured)
         values = [fn(outputs) for _, fn in scores]
     gradients = [tape.gradient(v, wrt[i], unconnected_gradients=tf.UnconnectedGradients.ZERO)
                  for v, (i, _) in zip(values, scores)]
@@ -184,6 +196,7 @@ def _jax(network, inputs, training, sources, scores):
         captured = {}
         with _probed(probes, captured):
             outputs, new_non_trainable = network.stateless_call(trainable, non_trainable, feed, training=training)
+        _check_probed(probes, captured)
         values = tuple(fn(outputs) for _, fn in scores)
         return values, (outputs, new_non_trainable, captured)
 
