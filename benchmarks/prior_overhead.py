@@ -1,6 +1,6 @@
 """Training-step overhead of each prior: the same zoo model with and without it, in one run.
 
-    python benchmarks/prior_overhead.py [--quick] [--backend jax] [--configs plain,cam_suppression]
+    python benchmarks/prior_overhead.py [--quick] [--backend jax] [--configs plain,cam_suppression] [--jit-compile]
 
 Builds ``keras_priors.zoo.build("resnet_tiny", ...)`` once per configuration
 (no prior, then one prior each), trains each on the same fixed kakapo batch
@@ -56,6 +56,15 @@ def configurations():
                       "Auxiliary(5 classes, exclude [0])"),
         "spatial_attention": (lambda: [p.SpatialAttention(target="part_mask")], None, "SpatialAttention(part_mask)"),
         "dual_input": (lambda: [p.DualInput(part="part_box")], None, "DualInput(part_box, shared)"),
+        "input_gradient": (lambda: [p.InputGradient(mask="object_mask", weight=1.0)], 2.5,
+                           "InputGradient (RRR): double backprop to the image"),
+        "grad_cam_penalty": (lambda: [p.GradCAMPenalty(mask="object_mask")], 2.5,
+                             "GradCAMPenalty (RRR-G) at the head's level (P3)"),
+        "grad_cam_penalty_p2": (lambda: [p.GradCAMPenalty(mask="object_mask", level="P2")], 2.5,
+                                "GradCAMPenalty(level='P2')"),
+        "energy_cam": (lambda: [p.Energy(attribution="cam")], 1.05, "Energy(attribution='cam')"),
+        "energy_grad_cam": (lambda: [p.Energy(attribution="grad_cam", level="P2")], 2.5,
+                            "Energy(attribution='grad_cam', level='P2')"),
     }
 
 
@@ -90,6 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, help="timed steps per configuration and round (default 1)")
     parser.add_argument("--configs", help="comma-separated subset of: " + ", ".join(configurations())
                         + "; investigation variants: " + ", ".join(extra_configurations()))
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="compile every model with jit_compile=True (XLA; default: Keras' 'auto')")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time the forward pass alone (training=True) per configuration")
     args = parser.parse_args(argv)
@@ -123,7 +134,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
                              priors=make_priors())
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True if args.jit_compile else "auto")
         models[name] = model
         params[name] = model.network.count_params()
         print(f"built {name}: {params[name]:,} parameters in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -183,7 +194,8 @@ def main(argv=None) -> int:
     for line in _common.machine_lines(load_at_start):
         print(line)
     print(f"- model: zoo `resnet_tiny`, 2 classes, {IMAGE_SIZE}x{IMAGE_SIZE}x3, batch {BATCH}, Adam, "
-          f"`train_on_batch` on one fixed kakapo batch (no input pipeline in the timing)")
+          f"`train_on_batch` on one fixed kakapo batch (no input pipeline in the timing), "
+          f"jit_compile={models['plain'].jit_compile}")
     print(f"- timing: 2 warm-up steps per config, then {rounds} interleaved rounds x {steps_per_round} steps; "
           f"ms/step = median over rounds ({spread_word} shown); ratio = median over rounds of "
           f"(config / plain in the same round)")

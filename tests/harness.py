@@ -264,3 +264,54 @@ def dict_dataset(d: dict, batch_size: int = 16, drop=()):
 
     d = {k: v for k, v in d.items() if k not in drop}
     return tf.data.Dataset.from_tensor_slices(d).batch(batch_size)
+
+
+def prior_loss_and_gradient(model, prior, batch, variable):
+    """``prior``'s loss term on ``model(batch, training=True)`` and its gradient w.r.t. ``variable``.
+
+    The gradient is taken the way ``fit`` takes it on each backend (a
+    ``GradientTape`` on TensorFlow; ``jax.grad`` of ``stateless_call`` on JAX),
+    so it differentiates through the gradients the prior asked for (double
+    backprop).
+    """
+    backend = keras.backend.backend()
+    batch = {k: ops.convert_to_tensor(v) for k, v in batch.items()}
+
+    def term(outputs):
+        return ops.sum(list(prior.loss_terms(batch, outputs, model.num_classes).values()))
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = term(model(batch, training=True))
+        return float(value), np.asarray(tape.gradient(value, variable.value))
+    import jax
+
+    if not model.built:
+        model(batch)
+    index = [id(v) for v in model.trainable_variables].index(id(variable))
+    non_trainable = [v.value for v in model.non_trainable_variables]
+
+    def f(trainable):
+        outputs, _ = model.stateless_call(trainable, non_trainable, batch, training=True)
+        return term(outputs)
+
+    value, grads = jax.value_and_grad(f)([v.value for v in model.trainable_variables])
+    return float(value), np.asarray(grads[index])
+
+
+def finite_difference(fn, variable, entries, eps: float = 1e-3):
+    """Central differences of ``fn()`` w.r.t. the given flat ``entries`` of ``variable``."""
+    base = np.asarray(ops.convert_to_numpy(variable)).astype("float32")
+    out = []
+    for i in entries:
+        values = []
+        for sign in (1, -1):
+            w = base.copy().reshape(-1)
+            w[i] += sign * eps
+            variable.assign(w.reshape(base.shape))
+            values.append(fn())
+        out.append((values[0] - values[1]) / (2 * eps))
+    variable.assign(base)
+    return np.array(out)

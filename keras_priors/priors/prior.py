@@ -42,13 +42,43 @@ class BuildContext:
         return list(self.features)[-1]
 
 
+@dataclasses.dataclass(frozen=True)
+class GradientRequest:
+    """A gradient a prior needs in the train step (double backprop).
+
+    The model computes it in the same forward pass that gives the outputs
+    (``keras_priors._autodiff``) and adds it to the outputs dict under
+    ``key``, so ``loss_terms`` just reads it; the outer training gradient then
+    differentiates through it.
+
+    Attributes:
+        key: the output name the gradient is stored under.
+        score: ``score(outputs, batch) -> scalar`` (float32), summed over the
+            batch; its gradient is taken.
+        wrt: what to differentiate with respect to: a network input key
+            (``"image"``), a backbone feature level (``"P3"``), or None for
+            the classifier head's input (the CAM's feature map).
+        features_key: for a feature map, the output name the map itself is
+            stored under (None: not stored).
+        keys: batch keys that must be present; without them (prediction on
+            images only) nothing is computed.
+    """
+
+    key: str
+    score: object
+    wrt: str | None = "image"
+    features_key: str | None = None
+    keys: tuple = ()
+
+
 class Prior:
     """One way to put prior knowledge into a classifier.
 
     A prior declares the data keys it needs (``required_keys``), may change the
     network (``modify_features`` before the classifier head, ``add_heads``
-    after it), and contributes weighted loss terms (``loss_terms``), each
-    logged as its own scalar. All hooks are optional.
+    after it), may ask for gradients computed in the train step
+    (``gradient_requests``), and contributes weighted loss terms
+    (``loss_terms``), each logged as its own scalar. All hooks are optional.
 
     Args:
         weight: the weight of this prior's loss term(s).
@@ -92,6 +122,15 @@ class Prior:
     def transforms_batch(self) -> bool:
         """True if this prior overrides ``transform_batch``."""
         return type(self).transform_batch is not Prior.transform_batch
+
+    def gradient_requests(self) -> list:
+        """``GradientRequest`` objects: gradients the model adds to the outputs for ``loss_terms``.
+
+        Explanation priors (input-gradient and Grad-CAM penalties) override
+        this; the model computes each gradient whenever the batch has the
+        request's ``keys``, in training and in evaluation.
+        """
+        return []
 
     def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
         """Weighted loss terms ``{name: scalar}`` computed in float32."""

@@ -89,15 +89,79 @@ class PriorModel(keras.Model):
 
     # === Forward ===
     def call(self, inputs, training=None):
+        requests = []
         if isinstance(inputs, dict):
             if training and self._transforming:
                 for prior in self._transforming:
                     if all(k in inputs for k in prior.required_keys):
                         inputs = prior.transform_batch(dict(inputs), self.batch_seed_generator)
+            requests = [r for r in self._gradient_requests if all(k in inputs for k in r.keys)]
+            batch = inputs
             inputs = {k: inputs[k] for k in self.input_keys}
         elif len(self.input_keys) == 1:
             inputs = {self.input_keys[0]: inputs}
-        return self.network(inputs, training=training)
+        if not requests:
+            return self.network(inputs, training=training)
+        return self._call_with_gradients(inputs, batch, requests, training)
+
+    def _call_with_gradients(self, inputs, batch, requests, training):
+        """One forward pass that also adds the gradients the priors asked for to the outputs."""
+        from keras_priors import _autodiff
+
+        sources, index, scores = [], {}, []
+        for request in requests:
+            source = self._gradient_source(request.wrt)
+            if source.id not in index:
+                index[source.id] = len(sources)
+                sources.append(source)
+            scores.append((index[source.id], lambda out, r=request: r.score(out, batch)))
+        outputs, gradients, features = _autodiff.forward_with_gradients(
+            self.network, inputs, training, sources, scores)
+        outputs = dict(outputs)
+        for request, gradient, (i, _) in zip(requests, gradients, scores):
+            outputs[request.key] = gradient
+            if request.features_key is not None and i in features:
+                outputs[request.features_key] = features[i]
+        return outputs
+
+    @property
+    def _gradient_requests(self):
+        return [r for p in self.priors for r in p.gradient_requests()]
+
+    def _gradient_source(self, wrt):
+        """The ``_autodiff.Source`` for ``wrt``: an input key, a backbone level or None (the head's input)."""
+        from keras_priors import _autodiff
+
+        if wrt in self.input_keys:
+            return _autodiff.Source(input_key=wrt)
+        cache = self.__dict__.setdefault("_gradient_source_cache", {})
+        if wrt not in cache:
+            if wrt is None:
+                try:
+                    tensor = self.network.get_layer("classifier").input
+                except ValueError:
+                    raise ValueError(
+                        "Gradient priors: Expected a classifier head layer named 'classifier' (the zoo's CAMHead) "
+                        "for a feature level of None. Received layers: " + str([l.name for l in self.network.layers])
+                    ) from None
+            else:
+                levels = self._feature_levels()
+                if wrt not in levels:
+                    raise ValueError(
+                        f"Gradient priors: Expected `level` one of {sorted(levels)} (the backbone's feature maps) "
+                        f"or None (the classifier head's input). Received: level={wrt!r}"
+                    )
+                tensor = levels[wrt]
+            layer, shape, dtype = _autodiff.producing_layer(tensor, owner=f"level={wrt!r}")
+            cache[wrt] = _autodiff.Source(layer=layer, shape=shape, dtype=dtype)
+        return cache[wrt]
+
+    def _feature_levels(self) -> dict:
+        try:
+            output = self.backbone.output
+        except ValueError:
+            return {}
+        return dict(output) if isinstance(output, dict) else {}
 
     @property
     def backbone(self) -> keras.Model:

@@ -20,6 +20,7 @@ EXPECTED_PNGS = {
     "mask_decoder": ["head_masks_true_vs_predicted.png"],
     "cam_suppression": ["kakapo_train_preview.png", "cam_overlays_plain_vs_prior.png"],
     "background_swap": ["training_images_and_composites.png"],
+    "input_gradient": ["input_gradients_plain_vs_rrr.png"],
     "auxiliary_heads": ["test_preview.png", "cam_overlays_plain_vs_auxiliary.png"],
     "label_regularization": ["confidence_histograms.png"],
     "explainers": ["explainer_overlays.png"],
