@@ -35,10 +35,14 @@ def input_gradient_penalty(gradients, mask, mask_is: str = "relevant", normalize
             minimises ``sum_n CE_n + lambda * sum_n sum_d (A g)^2`` over a
             batch; our classification loss is the batch *mean*, so dividing
             their objective by the batch size gives the mean of this per-sample
-            sum, and ``weight = lambda`` reproduces their scaling exactly
-            (``l2_grads=1000`` in their Decoy-MNIST experiments, on inputs in
-            [0, 1]). ``"mean"``: mean over the h * w * C entries instead, a
-            weight independent of the image size.
+            sum, and ``weight = lambda`` reproduces their scaling for inputs
+            on the same scale. Their Decoy-MNIST experiments use
+            ``l2_grads=1000`` on raw 0-255 grey pixels; on [0, 1] pixels the
+            gradient is 255 times larger, so the same penalty is
+            ``weight = 1000 / 255**2`` (and 3 times that for a grey image tiled
+            to 3 channels, each channel carrying a third of the gradient).
+            ``"mean"``: mean over the h * w * C entries instead, a weight
+            independent of the image size.
         weight: non-negative multiplier.
 
     Returns:

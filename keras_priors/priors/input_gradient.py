@@ -36,8 +36,10 @@ class InputGradient(Prior):
             ``"predicted"`` (the arg-max class's).
         normalize: ``"rrr"`` (default): per-sample sum over pixels and
             channels, so ``weight`` is RRR's ``lambda`` with our mean
-            cross-entropy (their objective divided by the batch size; their
-            Decoy-MNIST runs use ``lambda = 1000`` on inputs in [0, 1]).
+            cross-entropy (their objective divided by the batch size) for
+            inputs on their scale. Their Decoy-MNIST runs use ``lambda = 1000``
+            on raw 0-255 pixels, which is ``weight = 1000 / 255**2`` on our
+            [0, 1] images (see ``keras_priors.losses.input_gradient_penalty``).
             ``"mean"``: per-sample mean over pixels and channels.
         weight: ``lambda``, the weight of the term.
         name: term name in logs (default ``"input_gradient"``).
