@@ -81,7 +81,17 @@ class CAM(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> maps = CAM(model)(images)          # (B, H, W) in [0, 1]
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> maps = CAM(model)(images)          # (B, H, W) in [0, 1], for the predicted classes
+        >>> maps.shape, float(maps.min()) >= 0.0, float(maps.max()) <= 1.0
+        ((2, 16, 16), True, True)
 
     Reference:
         Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016.

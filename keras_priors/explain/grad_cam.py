@@ -25,7 +25,20 @@ class GradCAM(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> maps = GradCAM(model, layer="backbone/conv3")(images, targets=0)
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> maps = GradCAM(model, layer="conv3")(images, targets=0)
+        >>> maps.shape
+        (2, 16, 16)
+        >>> from keras_priors.explain import CAM   # GAP -> Dense head: the same maps as CAM
+        >>> bool(np.allclose(maps, CAM(model)(images, targets=0), atol=1e-4))
+        True
 
     Reference:
         Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via

@@ -23,7 +23,17 @@ class GradCAMPlusPlus(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> maps = GradCAMPlusPlus(model)(images)
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> maps = GradCAMPlusPlus(model)(images)   # last 4D layer, predicted classes
+        >>> maps.shape
+        (2, 16, 16)
 
     Reference:
         Chattopadhyay et al., "Grad-CAM++: Generalized Gradient-based Visual

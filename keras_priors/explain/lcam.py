@@ -174,9 +174,20 @@ class LCAM(BaseCAM):
             ``border_penalty`` (0.3).
 
     Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> labels = np.array([0, 1])
         >>> lcam = LCAM(model, variant="Fm")
-        >>> lcam.fit(images, labels, epochs=5, batch_size=32)
+        >>> history = lcam.fit(images, labels, epochs=1, batch_size=2, verbose=0)
         >>> maps = lcam(images, targets=labels)
+        >>> maps.shape
+        (2, 16, 16)
 
     Reference:
         Gkartzonika, Gkalelis, Mezaris, "Learning Visual Explanations for DCNN-Based

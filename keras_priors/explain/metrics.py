@@ -132,8 +132,22 @@ def average_drop_increase_confidence(
         for each kept fraction (``pct = round(100 * keep)``), as floats.
 
     Example:
-        >>> maps = GradCAM(model)(images)
-        >>> average_drop_increase_confidence(model, images, maps)["average_drop@15"]
+        >>> import keras, numpy as np
+        >>> from keras_priors.explain import GradCAM
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> scores = average_drop_increase_confidence(model, images, GradCAM(model)(images))
+        >>> sorted(scores)
+        ['average_drop@100', 'average_drop@15', 'average_drop@50', 'increase_in_confidence@100', 'increase_in_confidence@15', 'increase_in_confidence@50']
+        >>> 0.0 <= scores["average_drop@15"] <= 100.0
+        True
+        >>> average_drop_increase_confidence(model, images, np.ones((2, 16, 16)), keep=1.0)  # all kept: no drop
+        {'average_drop@100': 0.0, 'increase_in_confidence@100': 0.0}
     """
     keep = [check_fraction("keep", k) for k in np.atleast_1d(keep).tolist()]
     if any(k <= 0 for k in keep):
@@ -194,8 +208,20 @@ def deletion_insertion(
         (B, steps+1), ``deletion_auc``/``insertion_auc`` (B,).
 
     Example:
-        >>> r = deletion_insertion(model, images, GradCAM(model)(images), steps=10)
-        >>> r["insertion_auc"].mean()
+        >>> import keras, numpy as np
+        >>> from keras_priors.explain import GradCAM
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> r = deletion_insertion(model, images, GradCAM(model)(images), steps=4)
+        >>> r["fractions"].tolist(), r["deletion_curve"].shape, r["insertion_auc"].shape
+        ([0.0, 0.25, 0.5, 0.75, 1.0], (2, 5), (2,))
+        >>> bool(np.allclose(r["deletion_curve"][:, 0], r["insertion_curve"][:, -1]))  # both the full image
+        True
     """
     steps = check_positive_int("steps", steps)
     check_one_of("baseline", baseline, {"zeros", "blur"})
@@ -253,7 +279,11 @@ def energy_in_mask(maps, masks) -> np.ndarray:
         (B,) float32; 0 for an all-zero map.
 
     Example:
-        >>> energy_in_mask(GradCAM(model)(images), batch["object_mask"]).mean()
+        >>> import numpy as np
+        >>> maps = np.array([[[1.0, 3.0], [0.0, 0.0]]], "float32")
+        >>> masks = np.array([[[0, 1], [0, 0]]], "float32")   # the object is the top-right pixel
+        >>> energy_in_mask(maps, masks).tolist()   # 3 of the energy 4 inside
+        [0.75]
     """
     maps = _check_maps(maps, None)
     if (maps < 0).any():
@@ -280,7 +310,14 @@ def pointing_game(maps, masks, tolerance: float = 0.0) -> np.ndarray:
         (B,) float32 of 1.0 (hit) / 0.0 (miss); ``.mean()`` is the accuracy.
 
     Example:
-        >>> pointing_game(maps, masks, tolerance=2).mean()
+        >>> import numpy as np
+        >>> maps = np.zeros((2, 8, 8), "float32")
+        >>> maps[0, 1, 1] = 1.0; maps[1, 6, 6] = 1.0         # the maxima
+        >>> masks = np.zeros((2, 8, 8), "float32"); masks[:, :3, :3] = 1   # object top-left
+        >>> pointing_game(maps, masks).tolist()             # image 1 points 5.7 px off the mask
+        [1.0, 0.0]
+        >>> pointing_game(maps, masks, tolerance=6).tolist()
+        [1.0, 1.0]
     """
     tolerance = check_non_negative("tolerance", tolerance)
     maps = _check_maps(maps, None)

@@ -25,7 +25,14 @@ def overlay(image, heatmap, alpha: float = 0.5) -> np.ndarray:
         (H, W, 3) uint8 RGB array.
 
     Example:
-        >>> png = overlay(images[0], GradCAM(model)(images)[:1][0])
+        >>> import numpy as np
+        >>> image = np.zeros((4, 4, 3), "float32")   # a black image
+        >>> heatmap = np.zeros((4, 4), "float32"); heatmap[0, 0] = 1.0
+        >>> png = overlay(image, heatmap, alpha=0.5)
+        >>> png.shape, png.dtype.name
+        ((4, 4, 3), 'uint8')
+        >>> png[0, 0].tolist(), png[3, 3].tolist()   # 1.0 is jet's dark red, 0.0 its dark blue
+        ([64, 0, 0], [0, 0, 64])
     """
     img = np.asarray(image)
     if img.dtype == np.uint8:

@@ -24,7 +24,19 @@ def get_explainer(name: str):
     Case, ``-`` and ``_`` are ignored ("Grad-CAM++" works).
 
     Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> get_explainer("Grad-CAM++").__name__
+        'GradCAMPlusPlus'
         >>> maps = get_explainer("gradcam")(model)(images)
+        >>> maps.shape
+        (2, 16, 16)
     """
     if not isinstance(name, str):
         raise ValueError(f"Expected `name` to be one of {sorted(EXPLAINERS)}. Received: name={name!r}")

@@ -44,7 +44,17 @@ class ScoreCAM(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> maps = ScoreCAM(model, batch_size=64, max_n=16)(images)
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> maps = ScoreCAM(model, batch_size=8, max_n=4)(images)   # the 4 most varied of 8 channels
+        >>> maps.shape
+        (2, 16, 16)
 
     Reference:
         Wang et al., "Score-CAM: Score-Weighted Visual Explanations for
