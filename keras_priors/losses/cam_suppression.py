@@ -60,6 +60,7 @@ def pack_mask_and_label(mask, label):
         float32 tensor (..., H, W, 2) = [mask, label].
 
     Example:
+    >>> import numpy as np
     >>> packed = pack_mask_and_label(np.ones((2, 8, 8, 1)), np.array([0, 1]))
     >>> tuple(packed.shape)
     (2, 8, 8, 2)
@@ -227,11 +228,28 @@ class CAMSuppression(keras.losses.Loss):
         dtype: computation dtype (float32 by default, also for float16 CAMs).
 
     Example:
-    >>> cam = np.random.normal(size=(2, 4, 4, 1)).astype("float32")
-    >>> mask = np.zeros((2, 16, 16, 1), "float32"); mask[:, 4:12, 4:12] = 1
-    >>> loss = CAMSuppression(classes=0)(mask, cam)
+    >>> import keras, numpy as np
+    >>> mask = np.zeros((2, 16, 16, 1), "float32"); mask[:, 4:12, 4:12] = 1  # 4 of 16 cells
+    >>> cam = np.full((2, 4, 4, 1), -1.0, "float32")   # class-0 evidence in every cell
+    >>> float(CAMSuppression(classes=0)(mask, cam))    # 12 of 16 cells are outside
+    0.75
+    >>> cam[:, [0, 3]] = 0.0; cam[:, :, [0, 3]] = 0.0  # evidence on the object only
+    >>> float(CAMSuppression(classes=0)(mask, cam))
+    0.0
+
+    On a model whose ``cam`` output comes from a ``CAMHead``:
+
+    >>> from keras_priors.layers import CAMHead
+    >>> inp = keras.Input((16, 16, 3))
+    >>> feat = keras.layers.Conv2D(8, 3, strides=4, padding="same")(inp)   # 4 x 4 cells
+    >>> model = keras.Model(inp, CAMHead(num_classes=1)(feat))             # {"logits", "cam"}
     >>> model.compile(optimizer="adam",
-    ...               loss={"logits": "binary_crossentropy", "cam": CAMSuppression()})
+    ...               loss={"logits": keras.losses.BinaryCrossentropy(from_logits=True),
+    ...                     "cam": CAMSuppression()})
+    >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+    >>> history = model.fit(images, {"logits": np.array([[0.0], [1.0]]), "cam": mask}, verbose=0)
+    >>> sorted(history.history)
+    ['cam_loss', 'logits_loss', 'loss']
 
     Reference:
         The "kakapo anywhere but the sky" CAM constraint of the keras-priors

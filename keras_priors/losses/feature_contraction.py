@@ -58,8 +58,12 @@ class FeatureContraction(keras.losses.Loss):
         dtype: computation dtype (float32 by default).
 
     Example:
+    >>> import numpy as np
     >>> features = np.ones((2, 4), "float32")
-    >>> FeatureContraction(weight=0.5)(None, features)  # 0.5 * 4 = 2.0
+    >>> float(FeatureContraction(weight=0.5)(None, features))  # 0.5 * 4
+    2.0
+    >>> float(FeatureContraction(weight=0.5, feature_reduction="mean")(None, features))  # 0.5 * 1
+    0.5
 
     Reference:
         Li and Maki 2018, "Feature Contraction: New ConvNet Regularization in

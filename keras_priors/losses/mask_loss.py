@@ -89,9 +89,14 @@ class MaskLoss(keras.losses.Loss):
         dtype: computation dtype (float32 by default).
 
     Example:
+    >>> import numpy as np
     >>> target = np.zeros((2, 32, 32, 1), "float32"); target[:, 8:24, 8:24] = 1
-    >>> logits = np.random.normal(size=(2, 16, 16, 1)).astype("float32")
-    >>> MaskLoss(dice_weight=1.0, bce_weight=1.0)(target, logits)
+    >>> logits = np.full((2, 16, 16, 1), -20.0, "float32")   # predicted at half resolution
+    >>> logits[:, 4:12, 4:12] = 20.0                          # the same square: a near-perfect mask
+    >>> round(float(MaskLoss(dice_weight=1.0, bce_weight=1.0)(target, logits)), 4)
+    0.0
+    >>> round(float(MaskLoss(dice_weight=1.0, bce_weight=1.0)(target, -logits)))  # inverted: Dice 1 + BCE 20
+    21
 
     Reference:
         Milletari et al. 2016, "V-Net" (Dice loss).

@@ -92,10 +92,28 @@ class CAMEnergyInMask(keras.metrics.Metric):
         dtype: metric dtype (state is float32).
 
     Example:
+    >>> import keras, numpy as np
+    >>> mask = np.zeros((1, 8, 8, 1), "float32"); mask[:, :4, :4] = 1  # object: top-left cell
+    >>> cam = np.zeros((1, 2, 2, 2), "float32")                         # (B, h, w, K)
+    >>> cam[0, 0, 0, 1] = 3.0; cam[0, 1, 1, 1] = 1.0                    # class 1 is predicted
     >>> m = CAMEnergyInMask()
-    >>> m.update_state(mask, cam)          # mask (B,H,W,1), cam (B,h,w,K)
-    >>> float(m.result())
-    >>> model.compile(..., metrics={"cam": [CAMEnergyInMask()]})
+    >>> m.update_state(mask, cam)
+    >>> float(m.result())   # 3 of the energy 4 on the object
+    0.75
+
+    In ``compile``, on the ``cam`` output of a ``CAMHead`` (its target is the mask):
+
+    >>> from keras_priors.layers import CAMHead
+    >>> inp = keras.Input((8, 8, 3))
+    >>> feat = keras.layers.Conv2D(4, 3, strides=4, padding="same")(inp)
+    >>> model = keras.Model(inp, CAMHead(num_classes=2)(feat))
+    >>> model.compile(loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)},
+    ...               metrics={"cam": [CAMEnergyInMask()]})
+    >>> images = np.zeros((2, 8, 8, 3), "float32")
+    >>> logs = model.evaluate(images, {"logits": np.array([0, 1]), "cam": np.concatenate([mask, mask])},
+    ...                       verbose=0, return_dict=True)
+    >>> sorted(logs)
+    ['cam_cam_energy_in_mask', 'loss']
     """
 
     def __init__(self, class_id: int | None = None, name: str = "cam_energy_in_mask", dtype=None):

@@ -27,7 +27,9 @@ def pack_label_and_group(label, group):
         int32 tensor (..., 2) = [label, group].
 
     Example:
-    >>> pack_label_and_group(np.array([0, 1]), np.array([3, 1]))  # [[0, 3], [1, 1]]
+    >>> import numpy as np
+    >>> np.asarray(pack_label_and_group(np.array([0, 1]), np.array([3, 1]))).tolist()
+    [[0, 3], [1, 1]]
     """
     if _spatial.is_tf_tensor(label) or _spatial.is_tf_tensor(group):
         import tensorflow as tf
@@ -68,9 +70,15 @@ class WorstGroupAccuracy(keras.metrics.Metric):
         dtype: metric dtype (state is float32).
 
     Example:
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    >>> backgrounds = np.array([0, 0, 1, 1, 0, 0, 1, 1])
+    >>> groups = labels * 2 + backgrounds                  # 2 classes x 2 backgrounds
+    >>> logits = np.eye(2)[[0, 0, 0, 1, 1, 1, 1, 1]]     # one class-0 image on background 1 is wrong
     >>> m = WorstGroupAccuracy(num_groups=4)
     >>> m.update_state(pack_label_and_group(labels, groups), logits)
-    >>> float(m.result()), m.group_accuracies()
+    >>> float(m.result()), np.asarray(m.group_accuracies()).tolist()
+    (0.5, [1.0, 0.5, 1.0, 1.0])
 
     Reference:
         Sagawa et al. 2020, "Distributionally Robust Neural Networks for Group
