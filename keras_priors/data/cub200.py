@@ -201,7 +201,30 @@ def cub200(
         ``num_classes`` and ``image_ids`` attributes.
 
     Example:
-        >>> train = cub200("CUB_200_2011", split="train", image_size=224, batch_size=32)
+        On the downloaded dataset: ``cub200("CUB_200_2011", split="train",
+        image_size=224, batch_size=32)``. The same call on a one-image folder
+        in the CUB layout (one bird, class 1, with a visible head part):
+
+        >>> import os, tempfile, numpy as np, tensorflow as tf
+        >>> tmp = tempfile.TemporaryDirectory(); root = os.path.join(tmp.name, "CUB_200_2011")
+        >>> tables = {"classes.txt": "1 001.Albatross", "images.txt": "1 001.Albatross/a.jpg",
+        ...           "image_class_labels.txt": "1 1", "train_test_split.txt": "1 1",
+        ...           "bounding_boxes.txt": "1 10 5 30 20",      # image 1: x y w h
+        ...           "parts/part_locs.txt": "1 5 20 10 1"}      # image 1, part 5 (crown) at x=20, y=10
+        >>> for name, text in tables.items():
+        ...     os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+        ...     with open(os.path.join(root, name), "w") as f:
+        ...         print(text, file=f)
+        >>> os.makedirs(os.path.join(root, "images", "001.Albatross"))
+        >>> _ = tf.io.write_file(os.path.join(root, "images", "001.Albatross", "a.jpg"),
+        ...                      tf.io.encode_jpeg(np.zeros((40, 60, 3), np.uint8)))
+        >>> train = cub200(root, split="train", image_size=32, batch_size=1)
+        >>> batch = next(iter(train))
+        >>> sorted(batch), tuple(batch["image"].shape), train.num_classes
+        (['image', 'label', 'part_box', 'part_mask'], (1, 32, 32, 3), 1)
+        >>> [round(v, 2) for v in batch["part_box"].numpy()[0].tolist()]   # the padded head box
+        [0.19, 0.3, 0.32, 0.38]
+        >>> tmp.cleanup()
     """
     import tensorflow as tf
 

@@ -96,7 +96,23 @@ def image_folder(
         ``tf.data.Dataset`` of dicts with a ``class_names`` attribute.
 
     Example:
-        >>> ds = image_folder("data/images", "data/masks", image_size=64, batch_size=8)
+        Two classes of one 8 x 8 PNG each, with full masks, in a temporary folder:
+
+        >>> import os, tempfile, numpy as np, tensorflow as tf
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> for name in ("cat", "dog"):
+        ...     for kind, image in (("images", np.zeros((8, 8, 3), np.uint8)),
+        ...                         ("masks", np.full((8, 8, 1), 255, np.uint8))):
+        ...         os.makedirs(os.path.join(tmp.name, kind, name))
+        ...         _ = tf.io.write_file(os.path.join(tmp.name, kind, name, "1.png"), tf.io.encode_png(image))
+        >>> ds = image_folder(os.path.join(tmp.name, "images"), os.path.join(tmp.name, "masks"),
+        ...                   image_size=4, batch_size=2)
+        >>> ds.class_names
+        ['cat', 'dog']
+        >>> batch = next(iter(ds))
+        >>> sorted(batch), tuple(batch["image"].shape), batch["label"].numpy().tolist()
+        (['image', 'label', 'object_mask'], (2, 4, 4, 3), [0, 1])
+        >>> tmp.cleanup()
     """
     import tensorflow as tf
 

@@ -459,7 +459,10 @@ def kakapo(
         a single object for a string ``split``, a tuple for a tuple.
 
     Example:
-        >>> train, test = kakapo(split=("train", "test"), num_samples=64)
+        >>> train, test = kakapo(split=("train", "test"), image_size=32, num_samples=64, batch_size=16)
+        >>> batch = next(iter(test))
+        >>> tuple(batch["image"].shape), tuple(batch["object_mask"].shape)
+        ((16, 32, 32, 3), (16, 32, 32, 1))
     """
     single = isinstance(split, str)
     splits = (split,) if single else tuple(split)

@@ -223,7 +223,13 @@ def make_pipeline(
         ``tf.data.Dataset`` of dicts.
 
     Example:
-        >>> ds = make_pipeline(make_kakapo(64), batch_size=16, augment=("flip",))
+        >>> from keras_priors.data import make_kakapo
+        >>> ds = make_pipeline(make_kakapo(64, image_size=32), batch_size=16, augment=("flip",))
+        >>> int(ds.cardinality())   # 64 examples in batches of 16
+        4
+        >>> batch = next(iter(ds))
+        >>> tuple(batch["image"].shape), tuple(batch["part_box"].shape), tuple(batch["label"].shape)
+        ((16, 32, 32, 3), (16, 4), (16,))
     """
     import tensorflow as tf
 
