@@ -81,9 +81,26 @@ def fashion_mnist_hierarchy(split=("train", "test"), num_samples=None, seed: int
         tuple of them for a tuple ``split``.
 
     Example:
-        >>> train = fashion_mnist_hierarchy("train", num_samples=100)  # doctest: +SKIP
-        >>> train["image"].shape, int(train["label"].max()), int(train["aux_label"].max())
-        ((100, 28, 28, 1), 2, 9)
+        With the real files (``apt-get install dataset-fashion-mnist``):
+        ``fashion_mnist_hierarchy("train", num_samples=100)``. Here on a
+        folder of IDX files holding one blank image of each class ``0..9``:
+
+        >>> import os, tempfile, numpy as np
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> files = {"train-images-idx3-ubyte": np.zeros((10, 28, 28), np.uint8),
+        ...          "train-labels-idx1-ubyte": np.arange(10, dtype=np.uint8)}
+        >>> for stem, array in files.items():   # IDX: magic 0x0008 + ndim, the sizes, the bytes
+        ...     header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        ...     with open(os.path.join(tmp.name, stem), "wb") as f:
+        ...         _ = f.write(header + array.tobytes())
+        >>> train = fashion_mnist_hierarchy("train", path=tmp.name)
+        >>> train["image"].shape, train["fine_label"].tolist()
+        ((10, 28, 28, 1), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        >>> train["label"].tolist()       # tops 0, footwear 1, other 2
+        [0, 2, 0, 0, 0, 1, 0, 1, 2, 1]
+        >>> train["aux_label"].tolist()   # the fine class's place in the blocks of psi = [5, 3, 2]
+        [0, 8, 1, 4, 2, 5, 3, 6, 9, 7]
+        >>> tmp.cleanup()
     """
     from keras_priors.data import load_fashion_mnist
 

@@ -123,12 +123,15 @@ class MAXLModel(keras.Model):
 
     Example:
 
+    >>> import keras
     >>> import keras_priors as kp
     >>> backbone = kp.zoo.get_spec("resnet_tiny").builder((32, 32, 3))
     >>> model = MAXLModel(backbone, psi=[3, 3], order="first")
     >>> model.compile(optimizer=keras.optimizers.SGD(0.01))
-    >>> train = kp.data.kakapo("train", image_size=32, num_samples=32, batch_size=16)
+    >>> train = kp.data.kakapo("train", image_size=32, num_samples=16, batch_size=16)
     >>> history = model.fit(train, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'aux_loss', 'label_entropy', 'loss', 'meta_loss']
 
     Reference:
         Liu, Davison, Johns. Self-Supervised Generalisation with Meta
