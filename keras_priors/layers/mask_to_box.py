@@ -12,6 +12,7 @@ from keras_priors.layers._utils import check_rank
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of
 
 _METHODS = ("moments", "extent")
+_EMPTY = ("image", "argmax")
 
 
 @keras_priors_export("keras_priors.layers.MaskToBox")
@@ -28,11 +29,21 @@ class MaskToBox(keras.layers.Layer):
       ``mean +/- num_std * std``, moved half a pixel in to the pixel centres.
       With the default ``num_std = sqrt(3)`` an exact rectangle mask gives
       exactly its own box.
+      A soft prediction leaves a little mass everywhere, which widens the
+      box; ``floor`` removes it: the weight is ``relu(mask - floor) / (1 - floor)``
+      (a binary mask is unchanged).
     - ``method="extent"`` (not differentiable): first and last rows and columns
       where the mask exceeds ``threshold``.
 
     Then ``margin`` (normalised units) is added on every side and the box is
-    clipped to [0, 1]. An empty mask gives the whole image ``[0, 0, 1, 1]``.
+    clipped to [0, 1]; a box narrower or shorter than ``min_size`` is grown
+    about its centre to ``min_size`` and moved back inside the image if it
+    sticks out. An empty mask (no mass, or nothing above ``threshold``) gives
+    the whole image ``[0, 0, 1, 1]`` (``empty="image"``) or, with
+    ``empty="argmax"``, a ``min_size`` box centred on the mask's largest value
+    (the best guess of a predictor that is not yet sure anywhere). A constant
+    (flat) mask has no peak: it gives the whole image, with either method and
+    either ``empty``.
 
     Args:
         method: ``"moments"`` or ``"extent"``.
@@ -41,6 +52,11 @@ class MaskToBox(keras.layers.Layer):
         margin: added to each side, in normalised units.
         from_logits: apply a sigmoid to the input first (mask logits).
         epsilon: total mask mass below which the mask counts as empty.
+        min_size: smallest box height and width, normalised, in [0, 1].
+        floor: mask level below which pixels carry no weight (``moments``), in [0, 1).
+        empty: ``"image"`` or ``"argmax"``: the box of an empty mask.
+        stop_gradient: return the box as a constant for the gradient (no
+            gradient flows back into the mask).
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -66,6 +82,10 @@ class MaskToBox(keras.layers.Layer):
         margin: float = 0.0,
         from_logits: bool = False,
         epsilon: float = 1e-6,
+        min_size: float = 0.0,
+        floor: float = 0.0,
+        empty: str = "image",
+        stop_gradient: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -75,6 +95,17 @@ class MaskToBox(keras.layers.Layer):
         self.margin = check_non_negative("margin", margin, "MaskToBox")
         self.from_logits = bool(from_logits)
         self.epsilon = check_non_negative("epsilon", epsilon, "MaskToBox")
+        self.min_size = check_fraction("min_size", min_size, "MaskToBox")
+        self.floor = check_fraction("floor", floor, "MaskToBox")
+        if self.floor >= 1.0:
+            raise ValueError(f"MaskToBox: Expected `floor` in [0, 1). Received: floor={floor!r}")
+        self.empty = check_one_of("empty", empty, _EMPTY, "MaskToBox")
+        if self.empty == "argmax" and self.min_size == 0.0:
+            raise ValueError(
+                "MaskToBox: `empty='argmax'` places a `min_size` box on the mask's peak. "
+                f"Expected `min_size` > 0. Received: min_size={min_size!r}"
+            )
+        self.stop_gradient = bool(stop_gradient)
 
     def build(self, input_shape):
         check_rank("mask", input_shape, 4, "MaskToBox")
@@ -95,12 +126,38 @@ class MaskToBox(keras.layers.Layer):
             box, empty = self._moments(mask)
         else:
             box, empty = self._extent(mask)
+        if self.empty == "argmax":
+            box = ops.where(empty[:, None], self._peak(mask), box)
         m = self.margin
         box = box + ops.convert_to_tensor([-m, -m, m, m], "float32")
         box = ops.clip(box, 0.0, 1.0)
+        if self.min_size > 0.0:
+            box = self._grow(box)
+        if self.empty == "argmax":  # a flat mask has no peak: the whole image
+            flat = ops.max(mask, axis=(1, 2)) - ops.min(mask, axis=(1, 2)) <= self.epsilon
+            empty = ops.logical_and(empty, flat)
         full = ops.convert_to_tensor([[0.0, 0.0, 1.0, 1.0]], "float32")
         box = ops.where(empty[:, None], full, box)
+        if self.stop_gradient:
+            box = ops.stop_gradient(box)
         return ops.cast(box, self.compute_dtype)
+
+    def _peak(self, mask):
+        """A zero-size box ``(B, 4)`` on each mask's largest value (first one on ties)."""
+        height, width = mask.shape[1], mask.shape[2]
+        flat = ops.argmax(ops.reshape(mask, (-1, height * width)), axis=1)
+        y = ops.cast(flat // width, "float32") / float(max(height - 1, 1))
+        x = ops.cast(flat % width, "float32") / float(max(width - 1, 1))
+        return ops.stop_gradient(ops.stack([y, x, y, x], axis=1))
+
+    def _grow(self, box):
+        """Grow each side shorter than ``min_size`` about its centre, then move the box inside [0, 1]."""
+        low, high = box[:, :2], box[:, 2:]
+        centre = 0.5 * (low + high)
+        half = 0.5 * ops.maximum(high - low, self.min_size)
+        low, high = centre - half, centre + half
+        shift = ops.relu(-low) - ops.relu(high - 1.0)
+        return ops.clip(ops.concatenate([low + shift, high + shift], axis=1), 0.0, 1.0)
 
     def _axis_moments(self, profile, size):
         """Low and high box edge (normalised) from a ``(B, size)`` mass profile."""
@@ -115,6 +172,8 @@ class MaskToBox(keras.layers.Layer):
 
     def _moments(self, mask):
         height, width = mask.shape[1], mask.shape[2]
+        if self.floor > 0.0:
+            mask = ops.relu(mask - self.floor) / (1.0 - self.floor)
         y1, y2, total = self._axis_moments(ops.sum(mask, axis=2), height)
         x1, x2, _ = self._axis_moments(ops.sum(mask, axis=1), width)
         box = ops.stack([y1, x1, y2, x2], axis=1)
@@ -150,6 +209,10 @@ class MaskToBox(keras.layers.Layer):
                 "margin": self.margin,
                 "from_logits": self.from_logits,
                 "epsilon": self.epsilon,
+                "min_size": self.min_size,
+                "floor": self.floor,
+                "empty": self.empty,
+                "stop_gradient": self.stop_gradient,
             }
         )
         return config
