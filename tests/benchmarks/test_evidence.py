@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 BENCH_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
@@ -48,6 +49,41 @@ def test_targets_met_and_missed():
     assert rows["Kakapo, 10 % data: mask_decoder accuracy >= plain + 5 points"] is True
     # Configurations that did not run give no row.
     assert not any("cam+mask_decoder" in t for t in rows)
+
+
+def test_dual_input_rows_name_the_oracle_and_old_records_map_to_it(tmp_path):
+    path = tmp_path / "results.jsonl"
+    old = [_record("kakapo", "dual_input", s, accuracy=0.9, worst_group_accuracy=0.5) for s in range(2)]
+    new = [_record("kakapo", "dual_input_predicted", 0, accuracy=0.8, worst_group_accuracy=0.3),
+           _record("kakapo", "plain", 0, accuracy=0.6, worst_group_accuracy=0.0)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old + new))
+    records = evidence.read_records(str(path))
+    assert [r["config"] for r in records] == ["dual_input_oracle"] * 2 + ["dual_input_predicted", "plain"]
+    agg = evidence.aggregate(records)
+    meta = {"command": "x", "date": "d", "machine": "m", "backend": "b", "size": "s", "seeds": "1", "runs": 4,
+            "minutes": 1.0}
+    text = evidence.format_markdown(agg, evidence.check_targets(agg), meta)
+    assert "| DualInput (oracle box) | 0.900 ± 0.000 |" in text
+    assert "| DualInput (predicted box) | 0.800 |" in text
+    assert "Kakapo: dual_input_predicted worst-group accuracy >= plain + 20 points | 30.0 % vs 0.0 %" in text
+    for study in ("kakapo", "kakapo_10pct"):
+        names = [c.name for c in evidence.STUDIES[study].configs]
+        assert "dual_input_oracle" in names and "dual_input_predicted" in names and "dual_input" not in names
+    # the old name still selects the oracle rows
+    with pytest.raises(ValueError, match=r"Received: \['nope'\]"):
+        evidence.run(size="smoke", studies=["kakapo"], configs=["dual_input", "nope"], out=str(tmp_path))
+
+
+def test_validation_split_instead_of_test():
+    study = evidence.STUDIES["kakapo"]
+    size = {**evidence.SIZES["smoke"], "train": 16, "test": 8}
+    _, val = evidence.load_study_data(study, size, 0, True, 1.0, eval_split="val")
+    _, test = evidence.load_study_data(study, size, 0, True, 1.0)
+    assert len(val["label"]) == len(test["label"]) == 8
+    assert not np.array_equal(val["image"], test["image"])
+    with pytest.raises(ValueError, match=r"Expected `eval_split` 'test', or 'val' for a kakapo study. "
+                                         r"Received: eval_split='val' for the 'decoy_fmnist' study"):
+        evidence.load_study_data(evidence.STUDIES["decoy_fmnist"], size, 0, True, 1.0, eval_split="val")
 
 
 def test_bad_arguments(tmp_path):
