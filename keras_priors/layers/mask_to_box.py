@@ -8,7 +8,7 @@ import keras
 from keras import ops
 
 from keras_priors.api_export import keras_priors_export
-from keras_priors.layers._utils import check_rank
+from keras_priors.layers._utils import check_rank, check_size
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of
 
 _METHODS = ("moments", "extent")
@@ -35,6 +35,11 @@ class MaskToBox(keras.layers.Layer):
     - ``method="extent"`` (not differentiable): first and last rows and columns
       where the mask exceeds ``threshold``.
 
+    A mask coarser than the image it locates in (a decoder's output at stride
+    ``s``) gives the box in that image's coordinates with ``image_size``: mask
+    cell ``r`` covers image pixels ``r * s`` to ``(r + 1) * s - 1``, so the
+    box spans the pixels of the cells it covers (no upsampling of the mask).
+
     Then ``margin`` (normalised units) is added on every side and the box is
     clipped to [0, 1]; a box narrower or shorter than ``min_size`` is grown
     about its centre to ``min_size`` and moved back inside the image if it
@@ -57,6 +62,8 @@ class MaskToBox(keras.layers.Layer):
         empty: ``"image"`` or ``"argmax"``: the box of an empty mask.
         stop_gradient: return the box as a constant for the gradient (no
             gradient flows back into the mask).
+        image_size: ``None`` (the box is for an image of the mask's size) or
+            ``(height, width)`` of the image, at least the mask's size.
         **kwargs: base layer arguments.
 
     Call arguments:
@@ -86,6 +93,7 @@ class MaskToBox(keras.layers.Layer):
         floor: float = 0.0,
         empty: str = "image",
         stop_gradient: bool = False,
+        image_size: tuple[int, int] | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -106,6 +114,7 @@ class MaskToBox(keras.layers.Layer):
                 f"Expected `min_size` > 0. Received: min_size={min_size!r}"
             )
         self.stop_gradient = bool(stop_gradient)
+        self.image_size = check_size("image_size", image_size, "MaskToBox")
 
     def build(self, input_shape):
         check_rank("mask", input_shape, 4, "MaskToBox")
@@ -116,6 +125,11 @@ class MaskToBox(keras.layers.Layer):
         if input_shape[-1] is not None and input_shape[-1] != 1:
             raise ValueError(
                 f"MaskToBox: Expected `mask` with 1 channel, shape (B, H, W, 1). Received: shape {tuple(input_shape)}"
+            )
+        if self.image_size is not None and (input_shape[1] > self.image_size[0] or input_shape[2] > self.image_size[1]):
+            raise ValueError(
+                "MaskToBox: Expected `image_size` at least the mask's height and width. "
+                f"Received: image_size={self.image_size} for a mask of shape {tuple(input_shape)}"
             )
 
     def call(self, inputs):
@@ -128,6 +142,8 @@ class MaskToBox(keras.layers.Layer):
             box, empty = self._extent(mask)
         if self.empty == "argmax":
             box = ops.where(empty[:, None], self._peak(mask), box)
+        if self.image_size is not None:
+            box = self._to_image(box, mask.shape[1], mask.shape[2])
         m = self.margin
         box = box + ops.convert_to_tensor([-m, -m, m, m], "float32")
         box = ops.clip(box, 0.0, 1.0)
@@ -149,6 +165,17 @@ class MaskToBox(keras.layers.Layer):
         y = ops.cast(flat // width, "float32") / float(max(height - 1, 1))
         x = ops.cast(flat % width, "float32") / float(max(width - 1, 1))
         return ops.stop_gradient(ops.stack([y, x, y, x], axis=1))
+
+    def _to_image(self, box, height, width):
+        """Normalised mask-cell box -> normalised box over the pixels of ``image_size`` those cells cover."""
+        scales = []
+        for cells, pixels in ((height, self.image_size[0]), (width, self.image_size[1])):
+            scales.append((float(max(cells - 1, 1)), pixels / cells, float(max(pixels - 1, 1))))
+        (ch, sh, ph), (cw, sw, pw) = scales
+        cell = box * ops.convert_to_tensor([ch, cw, ch, cw], "float32")  # in mask cells
+        low = cell * ops.convert_to_tensor([sh, sw, sh, sw], "float32")  # first pixel of a cell
+        last = ops.convert_to_tensor([0.0, 0.0, sh - 1.0, sw - 1.0], "float32")  # high edges: the cell's last pixel
+        return (low + last) / ops.convert_to_tensor([ph, pw, ph, pw], "float32")
 
     def _grow(self, box):
         """Grow each side shorter than ``min_size`` about its centre, then move the box inside [0, 1]."""
@@ -213,6 +240,7 @@ class MaskToBox(keras.layers.Layer):
                 "floor": self.floor,
                 "empty": self.empty,
                 "stop_gradient": self.stop_gradient,
+                "image_size": self.image_size,
             }
         )
         return config

@@ -189,12 +189,13 @@ class DualInput(Prior):
         """Part-mask logits from the image stream's feature maps, then the box they give."""
         names = list(ctx.features)[-self.levels:]
         feats = [ctx.features[n] for n in names]
-        head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, output_size=tuple(image.shape[1:3]),
-                                      name=f"{self.name}_mask_decoder")
+        # Logits at the finest level read (no upsampling: a float32 resize of float16 logits breaks XLA's
+        # mixed-precision gradient); MaskToBox maps the mask cells to image pixels.
+        head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, name=f"{self.name}_mask_decoder")
         mask_logits = head(feats if len(feats) > 1 else feats[0])
         box = layers.MaskToBox(method="moments", from_logits=True, floor=self.mask_floor, margin=self.margin,
                                min_size=self.min_size, empty="argmax", stop_gradient=not self.box_gradient,
-                               name=f"{self.name}_locate")(mask_logits)
+                               image_size=tuple(image.shape[1:3]), name=f"{self.name}_locate")(mask_logits)
         ctx.outputs[self.mask_output] = mask_logits
         ctx.training_only.add(self.mask_output)
         ctx.outputs[self.box_output] = box

@@ -28,7 +28,7 @@ def test_layer_contract(method):
 
 def test_layer_contract_locator_options():
     run_layer_test(MaskToBox, {"margin": 0.05, "min_size": 0.3, "floor": 0.5, "empty": "argmax",
-                               "stop_gradient": True, "from_logits": True},
+                               "stop_gradient": True, "from_logits": True, "image_size": (32, 32)},
                    input_shape=(2, 8, 8, 1), expected_output_shape=(2, 4), expected_num_trainable_weights=0)
 
 
@@ -64,6 +64,19 @@ def test_unsure_mask_falls_back_to_a_box_on_its_peak():
     # the default (empty="image") gives the whole image for the unsure one
     box = ops.convert_to_numpy(MaskToBox(floor=0.5, min_size=0.25)(mask))
     np.testing.assert_allclose(box[0], [0, 0, 1, 1], atol=1e-6)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("method", ["moments", "extent"])
+def test_coarse_mask_gives_the_box_of_the_pixels_its_cells_cover(method):
+    # a 5x6 mask at stride 4 of a 20x24 image: cells (r0..r1, c0..c1) cover pixels 4*r0 .. 4*r1 + 3
+    rects = [(1, 2, 3, 4), (0, 0, 4, 5), (2, 3, 2, 3)]
+    box = ops.convert_to_numpy(MaskToBox(method=method, image_size=(20, 24))(_rect_mask(5, 6, rects)))
+    pixels = [(4 * r0, 4 * c0, 4 * r1 + 3, 4 * c1 + 3) for r0, c0, r1, c1 in rects]
+    np.testing.assert_allclose(box, _expected(pixels, 20, 24), atol=1e-5)
+    # the same mask at full size gives the same box
+    full = np.repeat(np.repeat(_rect_mask(5, 6, rects), 4, axis=1), 4, axis=2)
+    np.testing.assert_allclose(ops.convert_to_numpy(MaskToBox(method=method)(full)), box, atol=1e-5)
 
 
 def test_floor_removes_a_soft_background():
@@ -154,6 +167,11 @@ def test_errors():
         MaskToBox(empty="centre")
     with pytest.raises(ValueError, match=r"Expected `min_size` > 0. Received: min_size=0.0"):
         MaskToBox(empty="argmax")
+    with pytest.raises(ValueError, match=r"Expected `image_size` to be None or a pair of integers >= 1"):
+        MaskToBox(image_size=(0, 4))
+    with pytest.raises(ValueError, match=r"Expected `image_size` at least the mask's height and width. "
+                                         r"Received: image_size=\(4, 4\) for a mask of shape \(1, 8, 8, 1\)"):
+        MaskToBox(image_size=(4, 4))(np.ones((1, 8, 8, 1), "float32"))
     with pytest.raises(ValueError, match=r"Expected `mask` with 1 channel.*Received: shape \(1, 4, 4, 3\)"):
         MaskToBox()(np.ones((1, 4, 4, 3), "float32"))
     with pytest.raises(ValueError, match="Expected `mask` to have rank 4"):

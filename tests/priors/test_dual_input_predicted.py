@@ -162,3 +162,16 @@ def test_missing_part_mask_fails_before_training(kakapo_tiny):
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match=r"needs the data key\(s\) \['part_mask'\]"):
         model.fit(train.map(lambda b: {k: v for k, v in b.items() if k != "part_mask"}), epochs=1, verbose=0)
+
+
+def test_fit_mixed_precision_and_xla(kakapo_tiny):
+    train, _ = kakapo_tiny
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _build(priors.DualInput(box="predicted", filters=8))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile(optimizer="adam", jit_compile=True)
+    history = model.fit(train.take(2), epochs=1, verbose=0)
+    for key in ("loss", "dual_input_mask_loss"):
+        assert np.isfinite(history.history[key][0]), key
