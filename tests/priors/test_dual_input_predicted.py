@@ -69,6 +69,7 @@ def test_export_takes_only_the_image_and_matches_keras(kakapo_tiny, tmp_path):
     assert n_exported == model.inference_model().count_params()
 
 
+@pytest.mark.parity
 def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     train, test = kakapo_tiny
     prior = priors.DualInput(box="predicted", margin=0.1, min_size=0.2, filters=8, levels=2, fusion="gated",
