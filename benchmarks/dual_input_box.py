@@ -18,6 +18,9 @@ test split, so the chosen default is not picked on test results:
   decoder's mask instead of the true one.
 * ``oracle``: the true box at validation too (the upper reference).
 
+A variant may end in ``@key=value,...`` to change ``DualInput`` arguments of
+the predicted variants, e.g. ``predicted@margin=0.1``.
+
 Besides accuracy and worst-group accuracy it reports how well the box used at
 validation covers the true head box: IoU, and the share of boxes that contain
 the whole true box.
@@ -52,13 +55,27 @@ def _prior_defaults():
     return priors.DualInput(box="predicted")
 
 
+def _split_variant(variant):
+    """``"predicted@margin=0.1,min_size=0.2"`` -> ``("predicted", {"margin": 0.1, "min_size": 0.2})``."""
+    base, _, args = variant.partition("@")
+    kwargs = {}
+    for item in filter(None, args.split(",")):
+        key, _, value = item.partition("=")
+        kwargs[key] = float(value)
+    if base not in VARIANTS or (kwargs and not base.startswith("predicted")):
+        raise SystemExit(f"Expected a variant among {VARIANTS} (predicted ones may end in @key=value,...). "
+                         f"Received: {variant!r}")
+    return base, kwargs
+
+
 def _priors_for(variant):
     from keras_priors import priors
 
+    variant, kwargs = _split_variant(variant)
     if variant == "predicted":
-        return lambda nc: [priors.DualInput(box="predicted")]
+        return lambda nc: [priors.DualInput(box="predicted", **kwargs)]
     if variant == "predicted_box_gradient":
-        return lambda nc: [priors.DualInput(box="predicted", box_gradient=True)]
+        return lambda nc: [priors.DualInput(box="predicted", box_gradient=True, **kwargs)]
     if variant == "teacher_forced":
         d = _prior_defaults()
         return lambda nc: [priors.DualInput(box="oracle"),
@@ -107,6 +124,7 @@ def _evaluator(variant):
 
     def evaluate(model, dataset):
         net = _TeacherForcedAtTest(model) if variant == "teacher_forced" else model
+        box_key = next((k for k in model.network.output if k.endswith("_box")), None)
         boxes, truth = [], []
 
         class _Recorder:
@@ -114,7 +132,7 @@ def _evaluator(variant):
 
             def __call__(self, batch, training=False):
                 out = net(batch, training=False)
-                used = out.get("used_box", out.get("dual_input_box", batch["part_box"]))
+                used = out.get("used_box", out[box_key] if box_key else batch["part_box"])
                 boxes.append(np.asarray(ops.convert_to_numpy(used), "float64"))
                 truth.append(np.asarray(batch["part_box"], "float64"))
                 return out
@@ -140,9 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=("tensorflow", "jax"), default=None)
     args = parser.parse_args(argv)
     variants = args.variants.split(",")
-    bad = [v for v in variants if v not in VARIANTS]
-    if bad:
-        raise SystemExit(f"Expected --variants among {VARIANTS}. Received: {bad}")
+    for v in variants:
+        _split_variant(v)
     import keras
 
     study = evidence.STUDIES["kakapo"]
