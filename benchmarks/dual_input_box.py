@@ -104,7 +104,8 @@ class _TeacherForcedAtTest:
         self.model = model
         self.num_classes = model.num_classes
         self.to_box = MaskToBox(method="moments", from_logits=True, floor=d.mask_floor, margin=d.margin,
-                                min_size=d.min_size, empty="argmax", image_size=tuple(model.network.input["image"].shape[1:3]))
+                                min_size=d.min_size, empty="argmax",
+                                image_size=tuple(model.network.input["image"].shape[1:3]))
 
     def __call__(self, batch, training=False):
         from keras import ops

@@ -419,7 +419,8 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     result.pop("group_accuracy", None)
     keras.backend.clear_session(free_memory=False)
     extra = {} if eval_split == "test" else {"eval_split": eval_split}
-    return {"study": study.name, "config": config.name, "seed": seed, **extra, "train_images": n_train, "epochs": epochs,
+    return {"study": study.name, "config": config.name, "seed": seed, **extra, "train_images": n_train,
+            "epochs": epochs,
             "steps": math.ceil(steps / epochs) * epochs, "train_seconds": seconds,
             "run_seconds": time.perf_counter() - run_start, **result}
 
@@ -486,7 +487,8 @@ def format_markdown(agg: dict, targets: list[dict], meta: dict) -> str:
                 continue
             cells = agg[name][config.name]
             note = config.note or ("no prior" if config.name == "plain" else "")
-            lines.append(f"| {config.label or config.name} | " + " | ".join(_fmt(cells.get(m), m) for m in metrics) + f" | {note} |")
+            row = " | ".join(_fmt(cells.get(m), m) for m in metrics)
+            lines.append(f"| {config.label or config.name} | {row} | {note} |")
         lines.append("")
     if targets:
         lines += ["## Targets (issue 7)", "", "| target | measured (means) | met |", "|---|---|---|"]
@@ -720,7 +722,8 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="keras-priors bench evidence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help="smoke (CI), default (63 runs; 57 of them took 27.7 min on 2 idle CPU cores, 2 workers) or full")
+                        help="smoke (CI), default (63 runs; 57 of them took 27.7 min on 2 idle CPU cores, "
+                             "2 workers) or full")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--studies", default=None, help=f"comma-separated studies among {','.join(STUDIES)} "
                         f"(default: {','.join(DEFAULT_STUDIES)})")

@@ -163,7 +163,8 @@ def test_errors():
         MaskToBox(min_size=1.5)
     with pytest.raises(ValueError, match=r"Expected `floor` in \[0, 1\). Received: floor=1.0"):
         MaskToBox(floor=1.0)
-    with pytest.raises(ValueError, match=r"Expected `empty` to be one of \['argmax', 'image'\]. Received: empty='centre'"):
+    with pytest.raises(ValueError,
+                       match=r"Expected `empty` to be one of \['argmax', 'image'\]. Received: empty='centre'"):
         MaskToBox(empty="centre")
     with pytest.raises(ValueError, match=r"Expected `min_size` > 0. Received: min_size=0.0"):
         MaskToBox(empty="argmax")

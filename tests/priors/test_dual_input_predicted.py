@@ -84,8 +84,8 @@ def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     assert loaded.input_keys == ("image",) and loaded.training_only == ("head_mask",)
     images = _first_batch(test)["image"]
     for key in ("logits", "head_box", "head_mask"):
-        np.testing.assert_allclose(np.asarray(loaded({"image": images})[key]), np.asarray(model({"image": images})[key]),
-                                   atol=1e-5)
+        np.testing.assert_allclose(np.asarray(loaded({"image": images})[key]),
+                                   np.asarray(model({"image": images})[key]), atol=1e-5)
     locate = loaded.network.get_layer("head_locate")
     assert (locate.margin, locate.min_size, locate.empty, locate.stop_gradient) == (0.1, 0.2, "argmax", True)
     loaded.compile(optimizer="adam")
