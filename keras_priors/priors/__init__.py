@@ -6,7 +6,7 @@ terms it contributes; ``keras_priors.zoo.build(..., priors=[...])`` wires them.
 | prior | what it adds | at inference |
 |---|---|---|
 | ``Pretrained`` | backbone weights, freeze-then-unfreeze | nothing |
-| ``DualInput`` | a part-crop stream, late fusion | second stream |
+| ``DualInput`` | a part-crop stream, late fusion; the box predicted (mask decoder + ``MaskToBox``) or given (oracle) | second stream (+ locator) |
 | ``MaskDecoder`` | a mask decoder head + Dice/BCE | dropped |
 | ``CAMSuppression`` | CAM penalty outside the object mask | nothing |
 | ``InputGradient`` | input-gradient penalty outside the mask (RRR), double backprop | nothing |

@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import keras
+from keras import ops
 
-from keras_priors import layers
+from keras_priors import layers, losses
 from keras_priors.priors.prior import Prior
-from keras_priors.validation import check_one_of
+from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
+
+_BOXES = ("predicted", "oracle")
 
 
 class DualInput(Prior):
     """Two streams, whole image and part crop, fused late.
 
-    The model gets a second input, ``part`` (a box (B, 4) = [y1, x1, y2, x2]
-    normalised), crops and resizes that part of the image with the
-    differentiable ``PartCrop`` layer, and runs it through the backbone
-    (``shared=True``: the same weights; ``False``: a second backbone).
+    The differentiable ``PartCrop`` layer crops a part box (``[y1, x1, y2, x2]``
+    normalised) out of the image, resizes it and runs it through the backbone
+    (``shared=True``: the same weights; ``False``: a second backbone). Where
+    the box comes from is ``box``:
+
+    - ``box="predicted"`` (locate, then zoom): a ``MaskDecoderHead`` on the
+      backbone's feature maps predicts the part mask, supervised by the data
+      key ``part_mask`` with a Dice + BCE loss (``weight``); ``MaskToBox``
+      turns the predicted mask into the box. No annotation is needed at test
+      time: the model, and the model ``export`` writes, take only the image.
+      The mask logits are a training-only output (export drops them); the
+      decoder that produces the box stays, since the logits need it.
+    - ``box="oracle"``: the true box is a model input, data key ``part``, at
+      training **and at test time**. A user rarely has the part box at test
+      time, so read its results as an upper reference for the predicted box,
+      not as what a deployed model reaches. This was the only mode in 0.1:
+      ``DualInput()`` and ``DualInput(part="part_box")`` still mean it.
+
+    The predicted box is a constant for the classifier's gradient
+    (``box_gradient=False``, the default): only the mask loss trains the
+    locator, so the classification loss cannot move the crop towards a
+    shortcut (the background) instead of the part. The box is grown by
+    ``margin`` on each side and to at least ``min_size``, which absorbs small
+    localisation errors; a predicted mask with no pixel above ``mask_floor``
+    gives a ``min_size`` box around its peak.
 
     Fusion:
         ``"concat"``: concatenated pooled features into one linear classifier,
@@ -24,29 +48,108 @@ class DualInput(Prior):
         ``"sum"`` / ``"gated"``: ``DualInputFusion`` of the pooled features and
         a Dense classifier (no ``cam`` output).
 
-    At inference the part box is an input of the exported model too.
+    Outputs: ``logits`` (and ``cam`` with concat); with ``box="predicted"``
+    also ``<name>_box`` (the predicted box, kept at inference by the network
+    but not exported) and ``<name>_mask`` (mask logits, training-only).
 
     Args:
-        part: data key of the part box.
+        part: data key of the true part box (oracle mode only; default
+            ``"part_box"``).
         shared: share backbone weights between the streams.
         fusion: ``"concat"``, ``"sum"`` or ``"gated"``.
         crop_size: (h, w) of the crop; default: the image size (needed when shared).
+        name: term name in logs.
+        box: ``"oracle"`` (default when ``part_mask`` is not given) or
+            ``"predicted"`` (default when it is).
+        part_mask: data key of the part mask that supervises the locator
+            (predicted mode only; default ``"part_mask"``).
+        weight: weight of the part-mask loss (predicted mode; oracle mode has
+            no loss term).
+        margin: added to each side of the predicted box, normalised units.
+        min_size: smallest predicted box side, normalised.
+        mask_floor: predicted mask probability below which a pixel is not part
+            of the part (``MaskToBox(floor=...)``).
+        box_gradient: let the classification loss train the locator through
+            the crop (the box is differentiable); False treats it as a constant.
+        levels, filters: the mask decoder's pyramid levels and width, as in
+            ``MaskDecoder``.
+        dice_weight, bce_weight: the mask loss's mix.
 
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.DualInput(part="part_box").required_keys
-    ('part_box',)
+    >>> kp.priors.DualInput(box="predicted").required_keys
+    ('part_mask',)
+    >>> kp.priors.DualInput(part="part_box").box  # 0.1's oracle mode
+    'oracle'
     """
 
-    def __init__(self, part: str = "part_box", shared: bool = True, fusion: str = "concat",
-                 crop_size: tuple | None = None, name: str | None = None):
-        super().__init__(weight=0.0, name=name)
+    def __init__(self, part: str | None = None, shared: bool = True, fusion: str = "concat",
+                 crop_size: tuple | None = None, name: str | None = None, *, box: str | None = None,
+                 part_mask: str | None = None, weight: float | None = None, margin: float = 0.05,
+                 min_size: float = 0.15, mask_floor: float = 0.5, box_gradient: bool = False, levels: int = 3,
+                 filters: int = 16, dice_weight: float = 1.0, bce_weight: float = 1.0):
+        owner = "DualInput"
+        if box is None:
+            box = "predicted" if part_mask is not None and part is None else "oracle"
+        box = check_one_of("box", box, _BOXES, owner=owner)
+        if box == "oracle":
+            if part_mask is not None:
+                raise ValueError(
+                    "DualInput: `part_mask` supervises the predicted box; the oracle box is read from `part`. "
+                    f"Expected part_mask=None with box='oracle'. Received: part_mask={part_mask!r}"
+                )
+            if weight not in (None, 0, 0.0):
+                raise ValueError(
+                    "DualInput: the oracle box has no loss term to weigh. Expected weight=None (or 0) with "
+                    f"box='oracle'. Received: weight={weight!r}"
+                )
+            weight = 0.0
+            part = "part_box" if part is None else part
+        else:
+            if part is not None:
+                raise ValueError(
+                    "DualInput: `part` names the true box, a model input in oracle mode; the predicted box needs "
+                    f"none. Expected part=None with box='predicted'. Received: part={part!r}"
+                )
+            weight = 1.0 if weight is None else weight
+            part_mask = "part_mask" if part_mask is None else part_mask
+        for key_name, key in (("part", part), ("part_mask", part_mask)):
+            if key is not None and (not isinstance(key, str) or not key):
+                raise ValueError(f"DualInput: Expected `{key_name}` to be a data key (a non-empty string). "
+                                 f"Received: {key_name}={key!r}")
+        super().__init__(weight=weight, name=name)
+        self.box = box
         self.part = part
+        self.part_mask = part_mask
         self.shared = bool(shared)
-        self.fusion = check_one_of("fusion", fusion, ("concat", "sum", "gated"), owner="DualInput")
+        self.fusion = check_one_of("fusion", fusion, ("concat", "sum", "gated"), owner=owner)
         self.crop_size = tuple(crop_size) if crop_size else None
-        self.required_keys = (part,)
+        self.margin = check_non_negative("margin", margin, owner=owner)
+        self.min_size = check_fraction("min_size", min_size, owner=owner)
+        self.mask_floor = check_fraction("mask_floor", mask_floor, owner=owner)
+        if self.mask_floor >= 1.0:
+            raise ValueError(f"DualInput: Expected `mask_floor` in [0, 1). Received: mask_floor={mask_floor!r}")
+        self.box_gradient = bool(box_gradient)
+        self.levels = check_positive_int("levels", levels, owner=owner)
+        self.filters = check_positive_int("filters", filters, owner=owner)
+        self.dice_weight = dice_weight
+        self.bce_weight = bce_weight
+        losses.MaskLoss(dice_weight=dice_weight, bce_weight=bce_weight)  # validates
+        if box == "predicted" and self.min_size == 0.0:
+            raise ValueError("DualInput: an unsure predicted mask falls back to a `min_size` box on its peak. "
+                             f"Expected `min_size` > 0 with box='predicted'. Received: min_size={min_size!r}")
+        self.required_keys = (part,) if box == "oracle" else (part_mask,)
+
+    @property
+    def box_output(self) -> str:
+        """The output name of the predicted box."""
+        return f"{self.name}_box"
+
+    @property
+    def mask_output(self) -> str:
+        """The output name of the predicted part-mask logits (training-only)."""
+        return f"{self.name}_mask"
 
     def build_head(self, ctx):
         image = ctx.inputs["image"]
@@ -56,8 +159,11 @@ class DualInput(Prior):
                 f"DualInput: a shared backbone needs crop_size equal to the image size {tuple(image.shape[1:3])}. "
                 f"Received: crop_size={self.crop_size}"
             )
-        box = keras.Input(shape=(4,), name=self.part)
-        ctx.inputs[self.part] = box
+        if self.box == "oracle":
+            box = keras.Input(shape=(4,), name=self.part)
+            ctx.inputs[self.part] = box
+        else:
+            box = self._locate(ctx, image)
         crop = layers.PartCrop(size, name="part_crop")([image, box])
         part_in = ctx.preprocess(crop)
         if self.shared:
@@ -79,6 +185,36 @@ class DualInput(Prior):
             ctx.outputs["logits"] = keras.layers.Dense(k, name="classifier")(fused)
         return True
 
+    def _locate(self, ctx, image):
+        """Part-mask logits from the image stream's feature maps, then the box they give."""
+        names = list(ctx.features)[-self.levels:]
+        feats = [ctx.features[n] for n in names]
+        # Logits at the finest level read (no upsampling: a float32 resize of float16 logits breaks XLA's
+        # mixed-precision gradient); MaskToBox maps the mask cells to image pixels.
+        head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, name=f"{self.name}_mask_decoder")
+        mask_logits = head(feats if len(feats) > 1 else feats[0])
+        box = layers.MaskToBox(method="moments", from_logits=True, floor=self.mask_floor, margin=self.margin,
+                               min_size=self.min_size, empty="argmax", stop_gradient=not self.box_gradient,
+                               image_size=tuple(image.shape[1:3]), name=f"{self.name}_locate")(mask_logits)
+        ctx.outputs[self.mask_output] = mask_logits
+        ctx.training_only.add(self.mask_output)
+        ctx.outputs[self.box_output] = box
+        return box
+
+    def term_names(self):
+        return [f"{self.name}_mask"] if self.box == "predicted" else []
+
+    def loss_terms(self, targets, outputs, num_classes):
+        if self.box != "predicted":
+            return {}
+        value = losses.mask_loss(targets[self.part_mask], outputs[self.mask_output],
+                                 dice_weight=self.dice_weight, bce_weight=self.bce_weight)
+        return {f"{self.name}_mask": self.weight * ops.mean(value)}
+
     def get_config(self):
-        return {"part": self.part, "shared": self.shared, "fusion": self.fusion,
-                "crop_size": self.crop_size, "name": self.name}
+        return {"part": self.part, "shared": self.shared, "fusion": self.fusion, "crop_size": self.crop_size,
+                "name": self.name, "box": self.box, "part_mask": self.part_mask,
+                "weight": self.weight if self.box == "predicted" else None, "margin": self.margin,
+                "min_size": self.min_size, "mask_floor": self.mask_floor, "box_gradient": self.box_gradient,
+                "levels": self.levels, "filters": self.filters, "dice_weight": self.dice_weight,
+                "bce_weight": self.bce_weight}

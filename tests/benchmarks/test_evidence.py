@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 BENCH_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks")
@@ -68,6 +69,46 @@ def test_oracle_configurations_never_meet_a_target(monkeypatch):
     text = evidence.format_markdown(agg, [], {"command": "c", "date": "d", "machine": "m", "backend": "b",
                                               "size": "s", "seeds": "1", "runs": 3, "minutes": 1.0})
     assert "| oracle_box |" in text and "**ORACLE**" in text
+
+
+def test_dual_input_rows_name_the_oracle_and_old_records_map_to_it(tmp_path):
+    path = tmp_path / "results.jsonl"
+    old = [_record("kakapo", "dual_input", s, accuracy=0.9, worst_group_accuracy=0.5) for s in range(2)]
+    new = [_record("kakapo", "dual_input_predicted", 0, accuracy=0.8, worst_group_accuracy=0.3),
+           _record("kakapo", "plain", 0, accuracy=0.6, worst_group_accuracy=0.0)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old + new))
+    records = evidence.read_records(str(path))
+    assert [r["config"] for r in records] == ["dual_input_oracle"] * 2 + ["dual_input_predicted", "plain"]
+    agg = evidence.aggregate(records)
+    meta = {"command": "x", "date": "d", "machine": "m", "backend": "b", "size": "s", "seeds": "1", "runs": 4,
+            "minutes": 1.0}
+    text = evidence.format_markdown(agg, evidence.check_targets(agg), meta)
+    assert "| DualInput (oracle box) | 0.900 ± 0.000 |" in text and "**ORACLE**" in text
+    assert "| DualInput (predicted box) | 0.800 |" in text
+    # The predicted box needs no annotation at test time, so it counts; the oracle never does.
+    assert "no test-time annotation | dual_input_predicted 30.0 %" not in text  # no reference ran: no row
+    rows = {r["target"]: r for r in evidence.check_targets(evidence.aggregate(
+        records + [_record("kakapo", "reference", 0, accuracy=0.95, worst_group_accuracy=0.9)]))}
+    kakapo = rows["Kakapo: worst-group accuracy within 5 points of the shortcut-free reference, no test-time annotation"]
+    assert kakapo["measured"].startswith("dual_input_predicted 30.0 %") and kakapo["met"] is False
+    for study in ("kakapo", "kakapo_10pct"):
+        names = [c.name for c in evidence.STUDIES[study].configs]
+        assert "dual_input_oracle" in names and "dual_input_predicted" in names and "dual_input" not in names
+    # the old name still selects the oracle rows
+    with pytest.raises(ValueError, match=r"Received: \['nope'\]"):
+        evidence.run(size="smoke", studies=["kakapo"], configs=["dual_input", "nope"], out=str(tmp_path))
+
+
+def test_validation_split_instead_of_test():
+    study = evidence.STUDIES["kakapo"]
+    size = {**evidence.SIZES["smoke"], "train": 16, "test": 8}
+    _, val = evidence.load_study_data(study, size, 0, True, 1.0, eval_split="val")
+    _, test = evidence.load_study_data(study, size, 0, True, 1.0)
+    assert len(val["label"]) == len(test["label"]) == 8
+    assert not np.array_equal(val["image"], test["image"])
+    with pytest.raises(ValueError, match=r"Expected `eval_split` 'test', or 'val' for a kakapo study. "
+                                         r"Received: eval_split='val' for the 'decoy_fmnist' study"):
+        evidence.load_study_data(evidence.STUDIES["decoy_fmnist"], size, 0, True, 1.0, eval_split="val")
 
 
 def test_bad_arguments(tmp_path):

@@ -16,7 +16,7 @@ TUTORIALS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "tutorials")
 #: tutorial -> the PNGs it must write (relative to its output folder).
 EXPECTED_PNGS = {
     "pretrained_weights": ["cam_overlays_scratch_vs_pretrained.png"],
-    "dual_input": ["image_and_head_crop.png"],
+    "dual_input": ["image_and_head_crop.png", "predicted_vs_true_head_crop.png"],
     "mask_decoder": ["head_masks_true_vs_predicted.png"],
     "cam_suppression": ["kakapo_train_preview.png", "cam_overlays_plain_vs_prior.png"],
     "background_swap": ["training_images_and_composites.png"],
