@@ -98,8 +98,22 @@ class CAMImages(keras.callbacks.Callback):
 
     Example:
 
-    >>> cb = CAMImages(test_ds, log_dir="runs/cam")  # doctest: +SKIP
-    >>> model.fit(train_ds, epochs=5, callbacks=[cb])  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> import keras_priors as kp
+    >>> model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+    >>> test_ds = kp.data.kakapo("test", image_size=32, num_samples=4, batch_size=4)
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cb = CAMImages(test_ds, log_dir=tmp.name, max_images=2)
+
+    ``model.fit(train_ds, epochs=5, callbacks=[cb])`` writes the grid after
+    every epoch; here the callback's epoch-end hook is called directly:
+
+    >>> cb.set_model(model)
+    >>> cb.on_epoch_end(0)
+    >>> cb.on_train_end()
+    >>> [f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(tmp.name, "cam"))]
+    [True]
+    >>> tmp.cleanup()
     """
 
     def __init__(self, data, log_dir: str, every_n_epochs: int = 1, max_images: int = 8,

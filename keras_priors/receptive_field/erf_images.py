@@ -32,8 +32,17 @@ class ERFImages(keras.callbacks.Callback):
         unit: probed output unit; default the centre unit.
 
     Example:
-    >>> cb = ERFImages("conv3", log_dir="runs/erf", every_n_epochs=2)  # doctest: +SKIP
-    >>> model.fit(x, y, epochs=10, callbacks=[cb])  # doctest: +SKIP
+    >>> import os, tempfile, keras, numpy as np
+    >>> model = keras.Sequential([keras.Input((16, 16, 1))]
+    ...                          + [keras.layers.Conv2D(2, 3, name=f"conv{i}") for i in (1, 2, 3)])
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> x, y = np.zeros((4, 16, 16, 1), "float32"), np.zeros((4, 10, 10, 2), "float32")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> cb = ERFImages("conv3", log_dir=tmp.name, every_n_epochs=2)
+    >>> history = model.fit(x, y, epochs=1, callbacks=[cb], verbose=0)   # logs at epoch 0
+    >>> [f.startswith("events.out.tfevents") for f in os.listdir(tmp.name)]
+    [True]
+    >>> tmp.cleanup()
 
     Reference:
         Luo et al., "Understanding the Effective Receptive Field in Deep

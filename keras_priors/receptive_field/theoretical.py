@@ -524,6 +524,7 @@ def compute_receptive_fields(
         ``dict`` from layer name to `ReceptiveField`, in graph order.
 
     Example:
+    >>> import keras
     >>> x = keras.Input((32, 32, 3))
     >>> y = keras.layers.Conv2D(4, 3, strides=2)(x)
     >>> rfs = compute_receptive_fields(keras.Model(x, y))
@@ -712,7 +713,20 @@ def rf_table_for(model_or_path_or_name, input_shape: Sequence[int] | None = None
         A Markdown table (see `format_table`) headed by the model name.
 
     Example:
-    >>> print(rf_table_for("VGG16", input_shape=(224, 224, 3)))  # doctest: +SKIP
+    ``rf_table_for("VGG16", input_shape=(224, 224, 3))`` builds VGG16 (no
+    download) and tables its layers; the same for three 3x3 convolutions:
+
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((16, 16, 1))]
+    ...                          + [keras.layers.Conv2D(2, 3, name=f"conv{i}") for i in (1, 2, 3)], name="tiny")
+    >>> print(rf_table_for(model))
+    Receptive fields of tiny
+    <BLANKLINE>
+    | layer | type | output | RF size | stride | padding | centre of unit 0 | notes |
+    |---|---|---|---|---|---|---|---|
+    | conv1 | Conv2D | 14 | 3 | 1 | 0 | 1 |  |
+    | conv2 | Conv2D | 12 | 5 | 1 | 0 | 2 |  |
+    | conv3 | Conv2D | 10 | 7 | 1 | 0 | 3 |  |
     """
     model = load_model_for_rf(model_or_path_or_name, input_shape)
     rfs = compute_receptive_fields(model, input_shape=input_shape, on_misaligned=on_misaligned)

@@ -33,8 +33,12 @@ class Preprocess(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> Preprocess("tf")(np.ones((1, 2, 2, 3), "float32")).numpy().max()
-    1.0
+    >>> white = np.ones((1, 2, 2, 3), "float32")
+    >>> float(np.min(Preprocess("tf")(white))), float(np.min(Preprocess("tf")(0 * white)))
+    (1.0, -1.0)
+    >>> black = np.asarray(Preprocess("caffe")(np.zeros((1, 1, 1, 3), "float32")))
+    >>> [round(v, 2) for v in black[0, 0, 0].tolist()]   # minus the ImageNet BGR mean
+    [-103.94, -116.78, -123.68]
     """
 
     def __init__(self, mode: str = "zero_one", **kwargs):
