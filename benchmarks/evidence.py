@@ -569,7 +569,8 @@ def format_markdown(agg: dict, targets: list[dict], meta: dict) -> str:
     lines = ["# Evidence: does each prior help?", "",
              f"Written by `{meta['command']}` on {meta['date']} ({meta['machine']}; backend {meta['backend']}; "
              f"size `{meta['size']}`, {meta['seeds']} seed(s) per configuration, {meta['runs']} runs, "
-             f"{meta['minutes']:.1f} min of training in all, as measured on this machine at the time"
+             f"{meta['minutes']:.1f} min of training ({meta.get('run_minutes', meta['minutes']):.1f} min with data "
+             "and evaluation) in all, as measured on this machine at the time"
              + (f"; this invocation trained {meta['new_runs']} run(s) in {meta['wall_minutes']:.1f} min wall time, "
                 f"{meta['workers']} at a time ({meta['threads']} CPU thread(s) each"
                 + (", deterministic kernels" if meta.get("deterministic") else "") + ")"
@@ -816,9 +817,11 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
             "date": datetime.date.today().isoformat(), "machine": f"{cpu_model()}, {usable_cores()} cores",
             "backend": keras.backend.backend(), "size": size, "runs": len(records),
             "seeds": _seed_counts(records),
-            "minutes": sum(r["train_seconds"] for r in records) / 60, "wall_minutes": wall / 60,
-            "new_runs": len(plan), "workers": workers, "threads": threads,
-            "deterministic": deterministic}
+            "minutes": sum(r["train_seconds"] for r in records) / 60,
+            "run_minutes": sum(r.get("run_seconds", r["train_seconds"]) for r in records) / 60}
+    if plan:  # a rerun that only re-aggregates trained nothing: no wall time to report
+        meta.update({"wall_minutes": wall / 60, "new_runs": len(plan), "workers": workers, "threads": threads,
+                     "deterministic": deterministic})
     text = format_markdown(agg, targets, meta)
     write_atomic(os.path.join(out, "RESULTS.md"), text)
     png = plot(agg, os.path.join(out, "results.png"))
