@@ -1,9 +1,22 @@
-"""Argument checks shared by the explanation priors (InputGradient, GradCAMPenalty, Energy)."""
+"""Argument checks and output keys shared by the explanation priors (InputGradient, GradCAMPenalty, Energy)."""
 
 from __future__ import annotations
 
 from keras_priors.losses import _explanation
+from keras_priors.priors.prior import Prior
 from keras_priors.validation import check_one_of
+
+
+class ExplanationPrior(Prior):
+    """A prior whose loss reads a gradient the model computes for it: the output keys, named by the prior."""
+
+    @property
+    def gradient_key(self) -> str:
+        return f"{self.name}/gradient"
+
+    @property
+    def features_key(self) -> str:
+        return f"{self.name}/features"
 
 
 def check_common(prior, mask, mask_is, classes, allowed_classes):

@@ -8,13 +8,13 @@ from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses import _spatial
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest, Prior
+from keras_priors.priors.prior import GradientRequest
 from keras_priors.validation import check_finite_non_negative, check_one_of
 
 _ATTRIBUTIONS = ("cam", "grad_cam")
 
 
-class Energy(Prior):
+class Energy(_explanation.ExplanationPrior):
     """The energy loss: ``1 - (positive attribution inside the mask) / (total positive attribution)``.
 
     Unlike the squared penalties (``InputGradient``, ``GradCAMPenalty``) it is
@@ -66,14 +66,6 @@ class Energy(Prior):
                 "Energy: `level` chooses the Grad-CAM feature map. Expected level=None with attribution='cam' "
                 f"(the CAM is at the classifier's level). Received: level={level!r}"
             )
-
-    @property
-    def gradient_key(self) -> str:
-        return f"{self.name}/gradient"
-
-    @property
-    def features_key(self) -> str:
-        return f"{self.name}/features"
 
     def add_heads(self, ctx):
         _explanation.check_level(self, self.level, ctx)

@@ -8,11 +8,11 @@ from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest, Prior
+from keras_priors.priors.prior import GradientRequest
 from keras_priors.validation import check_finite_non_negative
 
 
-class GradCAMPenalty(Prior):
+class GradCAMPenalty(_explanation.ExplanationPrior):
     """Penalise the Grad-CAM map outside the object (RRR-G).
 
     Adds ``weight * mean_b sum(((1 - mask) * grad_cam) ** 2)`` where
@@ -60,14 +60,6 @@ class GradCAMPenalty(Prior):
         _explanation.check_common(self, mask, mask_is, classes, ("true", "predicted"))
         self.level = _explanation.check_level_arg(self, level)
         self.normalize = check_normalize(normalize, owner="GradCAMPenalty")
-
-    @property
-    def gradient_key(self) -> str:
-        return f"{self.name}/gradient"
-
-    @property
-    def features_key(self) -> str:
-        return f"{self.name}/features"
 
     def add_heads(self, ctx):
         _explanation.check_level(self, self.level, ctx)

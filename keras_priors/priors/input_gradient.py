@@ -8,11 +8,11 @@ from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest, Prior
+from keras_priors.priors.prior import GradientRequest
 from keras_priors.validation import check_finite_non_negative
 
 
-class InputGradient(Prior):
+class InputGradient(_explanation.ExplanationPrior):
     """Penalise input gradients outside the object: "right for the right reasons".
 
     Adds ``weight * mean_b sum(((1 - mask) * d(sum_c log p_c)/d image) ** 2)``
@@ -63,10 +63,6 @@ class InputGradient(Prior):
         super().__init__(weight=check_finite_non_negative("weight", weight, owner="InputGradient"), name=name)
         _explanation.check_common(self, mask, mask_is, classes, explanation_losses.CLASSES)
         self.normalize = check_normalize(normalize, owner="InputGradient")
-
-    @property
-    def gradient_key(self) -> str:
-        return f"{self.name}/gradient"
 
     def gradient_requests(self):
         keys = (self.mask, "label") if self.classes == "true" else (self.mask,)
