@@ -127,22 +127,22 @@ def test_bad_arguments(tmp_path):
 def test_smoke_run_writes_table_plot_and_resumes(tmp_path):
     out = str(tmp_path)
     agg = evidence.run(size="smoke", seeds=2, studies=["kakapo", "kakapo_10pct"],
-                       configs=["cam_suppression", "mask_decoder"], out=out)
+                       configs=["background_swap", "auxiliary"], out=out)
     assert set(agg) == {"kakapo", "kakapo_10pct"}
-    assert set(agg["kakapo"]) == {"cam_suppression"} and set(agg["kakapo_10pct"]) == {"mask_decoder"}
+    assert set(agg["kakapo"]) == {"background_swap"} and set(agg["kakapo_10pct"]) == {"auxiliary"}
     lines = open(os.path.join(out, "results.jsonl")).read().splitlines()
     assert len(lines) == 4
     for line in lines:
         r = json.loads(line)
         assert 0.0 <= r["accuracy"] <= 1.0 and r["train_images"] > 0
     text = open(os.path.join(out, "RESULTS.md")).read()
-    assert "| cam_suppression |" in text and "| mask_decoder |" in text and " ± " in text
+    assert "| background_swap |" in text and "| auxiliary |" in text and " ± " in text
     assert "Targets" not in text  # no plain run, so no target can be judged
     pytest.importorskip("matplotlib")
     assert os.path.getsize(os.path.join(out, "results.png")) > 1000
     # A resumed run with the same plan has nothing left to do and keeps every record.
     evidence.run(size="smoke", seeds=2, studies=["kakapo", "kakapo_10pct"],
-                 configs=["cam_suppression", "mask_decoder"], out=out, resume=True)
+                 configs=["background_swap", "auxiliary"], out=out, resume=True)
     assert len(open(os.path.join(out, "results.jsonl")).read().splitlines()) == 4
 
 
