@@ -45,14 +45,22 @@ def test_wrong_image_size_fails_before_any_step(kakapo32):
 
 
 def test_cam_suppression_lowers_outside_evidence(kakapo32):
-    """Training with the prior must lower the CAM penalty itself (the loss reaches the CAM)."""
+    """Training with the prior must lower the CAM penalty itself (the loss reaches the CAM).
+
+    The default penalty is the share of the evidence outside the bird, which only moving evidence onto the
+    bird lowers (wiping the CAM scores 1), so it falls steadily rather than collapsing: 4.47 -> 3.71 (x5) in
+    one run, while the share of CAM energy on the bird rises.
+    """
     ds = as_dataset(kakapo32)
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3),
                       priors=[priors.CAMSuppression(classes=[0, 1], weight=5.0)])
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     history = model.fit(ds, epochs=4, verbose=0)
     values = history.history["cam_suppression_loss"]
-    assert values[-1] < 0.5 * values[0], values
+    assert all(b < a for a, b in zip(values, values[1:])), values
+    assert values[-1] < 0.9 * values[0], values
+    energy = history.history["cam_in_mask"]
+    assert energy[-1] > energy[0], energy
 
 
 def test_save_load_round_trip(kakapo32, tmp_path):
