@@ -315,3 +315,37 @@ def finite_difference(fn, variable, entries, eps: float = 1e-3):
         out.append((values[0] - values[1]) / (2 * eps))
     variable.assign(base)
     return np.array(out)
+
+
+def kakapo_batch(n: int = 8, seed: int = 3, image_size: int = 32) -> dict:
+    """One numpy batch of kakapo training images with the keys the mask priors need."""
+    from keras_priors.data import kakapo
+
+    data = kakapo("train", image_size=image_size, num_samples=n, batch_size=None, seed=seed, as_numpy=True)
+    return {k: data[k] for k in ("image", "object_mask", "label")}
+
+
+def tiny_zoo_model(priors, num_classes: int = 2):
+    """``resnet_tiny`` on 32 px images with ``priors``: the model the prior tests train."""
+    from keras_priors import zoo
+
+    return zoo.build("resnet_tiny", num_classes=num_classes, input_shape=(32, 32, 3), priors=priors)
+
+
+def assert_export_serves_the_classifier(model, images, directory):
+    """Export ``model`` (TensorFlow) into ``directory``; the SavedModel takes the image alone and serves its logits.
+
+    Checks that the served endpoint gives ``logits`` and ``probabilities`` equal to ``model.predict`` to
+    1e-5, and that the inference model has only the ``image`` input and none of the gradients or features
+    that gradient priors add to the training outputs (``"<prior>/gradient"``, ``"<prior>/features"``).
+    """
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(model.export(str(directory), verbose=False))
+    served = loaded.serve({"image": tf.constant(images)})
+    assert sorted(served) == ["logits", "probabilities"], sorted(served)
+    np.testing.assert_allclose(served["logits"].numpy(), np.asarray(model.predict(images, verbose=0)["logits"]),
+                               atol=1e-5)
+    inference = model.inference_model()
+    assert list(inference.input) == ["image"], list(inference.input)
+    assert not [k for k in inference.output if "/" in k], list(inference.output)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import finite_difference, prior_loss_and_gradient
+from harness import (assert_export_serves_the_classifier, finite_difference, kakapo_batch, prior_loss_and_gradient,
+                     tiny_zoo_model)
 from keras_priors import losses, priors
 
 
@@ -20,15 +21,6 @@ def _sibling(name):
 
 
 _nested_model = _sibling("test_grad_cam_penalty")._nested_model
-
-
-def _zoo(prior_list, num_classes=2):
-    return kp.zoo.build("resnet_tiny", num_classes=num_classes, input_shape=(32, 32, 3), priors=prior_list)
-
-
-def _kakapo_batch(n=8, seed=3):
-    data = kp.data.kakapo("train", image_size=32, num_samples=n, batch_size=None, seed=seed, as_numpy=True)
-    return {k: data[k] for k in ("image", "object_mask", "label")}
 
 
 def _energy(attribution, mask):
@@ -55,9 +47,9 @@ def test_energy_function_hand_computed():
 @pytest.mark.parity
 @pytest.mark.parametrize("num_classes,classes", [(2, "true"), (2, "predicted"), (1, "true")])
 def test_cam_and_head_level_grad_cam_energies_match_numpy(num_classes, classes):
-    batch = _kakapo_batch()
+    batch = kakapo_batch()
     cam_prior = priors.Energy(classes=classes, weight=2.0)
-    model = _zoo([cam_prior, priors.Energy(attribution="grad_cam", classes=classes, name="energy_gc")],
+    model = tiny_zoo_model([cam_prior, priors.Energy(attribution="grad_cam", classes=classes, name="energy_gc")],
                  num_classes=num_classes)
     out = model(batch, training=False)
     cam, logits = np.asarray(out["cam"]), np.asarray(out["logits"])
@@ -95,11 +87,11 @@ def test_grad_cam_energy_double_backprop_matches_finite_difference(rng):
 @pytest.mark.parametrize("kwargs", [{}, {"attribution": "grad_cam", "level": "P2"}])
 def test_zoo_fit_on_kakapo_and_reload(kwargs, tmp_path):
     train = kp.data.kakapo("train", image_size=32, num_samples=32, batch_size=16, seed=1)
-    model = _zoo([priors.Energy(**kwargs)])
+    model = tiny_zoo_model([priors.Energy(**kwargs)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(train, epochs=2, verbose=0)
     assert all(0 <= v <= 1 for v in history.history["energy_loss"])
-    images = _kakapo_batch(4)["image"]
+    images = kakapo_batch(4)["image"]
     out = model.predict(images, verbose=0)
     assert sorted(out) == ["cam", "logits"]
     path = str(tmp_path / "m.keras")
@@ -110,16 +102,11 @@ def test_zoo_fit_on_kakapo_and_reload(kwargs, tmp_path):
 
 
 def test_export_is_unaffected(tmp_path):
-    import tensorflow as tf
-
-    model = _zoo([priors.Energy(attribution="grad_cam", level="P2")])
+    model = tiny_zoo_model([priors.Energy(attribution="grad_cam", level="P2")])
     model.compile(optimizer="adam")
-    batch = _kakapo_batch(16)
+    batch = kakapo_batch(16)
     model.fit(batch, batch_size=16, epochs=1, verbose=0)
-    loaded = tf.saved_model.load(model.export(str(tmp_path / "exported"), verbose=False))
-    served = loaded.serve({"image": tf.constant(batch["image"][:3])})
-    np.testing.assert_allclose(served["logits"].numpy(), model.predict(batch["image"][:3], verbose=0)["logits"],
-                               atol=1e-5)
+    assert_export_serves_the_classifier(model, batch["image"][:3], tmp_path / "exported")
 
 
 def test_energy_decreases_when_trained():
@@ -129,7 +116,7 @@ def test_energy_decreases_when_trained():
     def run(weight):
         keras.utils.set_random_seed(0)
         prior = priors.Energy(weight=weight, name="e")
-        model = _zoo([prior])
+        model = tiny_zoo_model([prior])
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         # Batch statistics: after 50 steps BatchNorm's moving averages (momentum 0.99) still lag.

@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import finite_difference, prior_loss_and_gradient
+from harness import (assert_export_serves_the_classifier, finite_difference, kakapo_batch, prior_loss_and_gradient,
+                     tiny_zoo_model)
 from keras_priors import losses, priors
 from keras_priors.layers import CAMHead
 from keras_priors.zoo.prior_model import PriorModel
-
-
-def _zoo(prior_list, num_classes=2):
-    return kp.zoo.build("resnet_tiny", num_classes=num_classes, input_shape=(32, 32, 3), priors=prior_list)
-
-
-def _kakapo_batch(n=8, seed=3):
-    data = kp.data.kakapo("train", image_size=32, num_samples=n, batch_size=None, seed=seed, as_numpy=True)
-    return {k: data[k] for k in ("image", "object_mask", "label")}
 
 
 @pytest.mark.parity
@@ -25,8 +17,8 @@ def _kakapo_batch(n=8, seed=3):
 def test_head_level_grad_cam_is_the_positive_cam(num_classes, classes):
     """At the CAM head's level d logit_k / d A = W_k / (h w), so Grad-CAM = relu(cam_k) / (h w) exactly."""
     prior = priors.GradCAMPenalty(classes=classes, weight=3.0)
-    model = _zoo([prior], num_classes=num_classes)
-    batch = _kakapo_batch()
+    model = tiny_zoo_model([prior], num_classes=num_classes)
+    batch = kakapo_batch()
     out = model(batch, training=False)
     features = keras.Model(model.network.input, model.network.get_layer("classifier").input)(
         {"image": batch["image"]}, training=False)
@@ -113,11 +105,11 @@ def test_grad_cam_function_hand_computed():
 @pytest.mark.parity
 def test_zoo_fit_on_kakapo_at_a_level_and_reload(tmp_path):
     train = kp.data.kakapo("train", image_size=32, num_samples=32, batch_size=16, seed=1)
-    model = _zoo([priors.GradCAMPenalty(level="P2", weight=1.0)])
+    model = tiny_zoo_model([priors.GradCAMPenalty(level="P2", weight=1.0)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(train, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["grad_cam_penalty_loss"]))
-    images = _kakapo_batch(4)["image"]
+    images = kakapo_batch(4)["image"]
     out = model.predict(images, verbose=0)
     assert sorted(out) == ["cam", "logits"]
     path = str(tmp_path / "m.keras")
@@ -128,16 +120,11 @@ def test_zoo_fit_on_kakapo_at_a_level_and_reload(tmp_path):
 
 
 def test_export_is_unaffected(tmp_path):
-    import tensorflow as tf
-
-    model = _zoo([priors.GradCAMPenalty(level="P2")])
+    model = tiny_zoo_model([priors.GradCAMPenalty(level="P2")])
     model.compile(optimizer="adam")
-    batch = _kakapo_batch(16)
+    batch = kakapo_batch(16)
     model.fit(batch, batch_size=16, epochs=1, verbose=0)
-    loaded = tf.saved_model.load(model.export(str(tmp_path / "exported"), verbose=False))
-    served = loaded.serve({"image": tf.constant(batch["image"][:3])})
-    np.testing.assert_allclose(served["logits"].numpy(), model.predict(batch["image"][:3], verbose=0)["logits"],
-                               atol=1e-5)
+    assert_export_serves_the_classifier(model, batch["image"][:3], tmp_path / "exported")
 
 
 def test_penalty_decreases_when_trained():
@@ -146,7 +133,7 @@ def test_penalty_decreases_when_trained():
 
     def run(weight):
         keras.utils.set_random_seed(0)
-        model = _zoo([priors.GradCAMPenalty(level="P2", weight=weight)])
+        model = tiny_zoo_model([priors.GradCAMPenalty(level="P2", weight=weight)])
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         out = model(probe, training=False)
@@ -173,6 +160,6 @@ def test_config_round_trip_and_bad_arguments():
         priors.GradCAMPenalty(level=3)
     with pytest.raises(ValueError, match=r"GradCAMPenalty: Expected `level` one of \['P1', 'P2', 'P3'\].*"
                                          r"Received: level='P9'"):
-        _zoo([priors.GradCAMPenalty(level="P9")])
+        tiny_zoo_model([priors.GradCAMPenalty(level="P9")])
     with pytest.raises(ValueError, match=r"Received: weight=nan"):
         priors.GradCAMPenalty(weight=float("nan"))

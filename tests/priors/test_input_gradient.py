@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import finite_difference, prior_loss_and_gradient
+from harness import assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model
 from keras_priors import losses, priors
 from keras_priors.zoo.prior_model import PriorModel
 
@@ -122,14 +122,10 @@ def test_images_only_or_no_mask_computes_no_gradient(rng):
     assert sorted(model(batch, training=True)) == ["input_gradient/gradient", "logits"]
 
 
-def _zoo(prior_list):
-    return kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=prior_list)
-
-
 @pytest.mark.parity
 def test_zoo_fit_on_kakapo_updates_batchnorm_and_saves(tmp_path):
     train = kp.data.kakapo("train", image_size=32, num_samples=32, batch_size=16, seed=1)
-    model = _zoo([priors.InputGradient(weight=1.0)])
+    model = tiny_zoo_model([priors.InputGradient(weight=1.0)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     bn = next(v for v in model.network.non_trainable_variables if "moving_mean" in v.path)
     before = np.asarray(bn).copy()
@@ -151,21 +147,13 @@ def test_zoo_fit_on_kakapo_updates_batchnorm_and_saves(tmp_path):
 
 
 def test_export_is_unaffected(tmp_path):
-    import tensorflow as tf
-
     train = kp.data.kakapo("train", image_size=32, num_samples=16, batch_size=16, seed=1)
-    model = _zoo([priors.InputGradient(weight=1.0)])
+    model = tiny_zoo_model([priors.InputGradient(weight=1.0)])
     model.compile(optimizer="adam")
     model.fit(train, epochs=1, verbose=0)
     images = np.asarray(next(iter(train))["image"])[:3]
-    path = model.export(str(tmp_path / "exported"), verbose=False)
-    loaded = tf.saved_model.load(path)
-    served = loaded.serve({"image": tf.constant(images)})
-    assert sorted(served) == ["logits", "probabilities"]
-    np.testing.assert_allclose(served["logits"].numpy(), np.asarray(model.predict(images, verbose=0)["logits"]),
-                               atol=1e-5)
-    inference = model.inference_model()
-    assert list(inference.input) == ["image"] and "input_gradient/gradient" not in inference.output
+    assert_export_serves_the_classifier(model, images, tmp_path / "exported")
+    assert "input_gradient/gradient" not in model.inference_model().output
 
 
 def test_penalty_decreases_when_trained():
@@ -176,7 +164,7 @@ def test_penalty_decreases_when_trained():
     def run(weight):
         keras.utils.set_random_seed(0)
         prior = priors.InputGradient(weight=weight)
-        model = _zoo([prior])
+        model = tiny_zoo_model([prior])
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         gradient = model(probe, training=False)["input_gradient/gradient"]
@@ -218,7 +206,7 @@ def test_config_round_trip_and_bad_arguments():
 
 
 def test_missing_mask_key_fails_before_training():
-    model = _zoo([priors.InputGradient(mask="part_mask")])
+    model = tiny_zoo_model([priors.InputGradient(mask="part_mask")])
     model.compile(optimizer="adam")
     data = kp.data.kakapo("train", image_size=32, num_samples=16, batch_size=16, as_numpy=True)
     data = {k: v for k, v in data.items() if k != "part_mask"}
@@ -231,11 +219,11 @@ def test_two_gradient_priors_share_one_forward_pass():
     """InputGradient and GradCAMPenalty in one model: each gradient equals the one of a model with it alone."""
     batch = {k: v for k, v in kp.data.kakapo("train", image_size=32, num_samples=8, batch_size=None,
                                               as_numpy=True).items() if k in ("image", "object_mask", "label")}
-    both = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+    both = tiny_zoo_model([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
     out = both(batch, training=False)
     for prior, key in [(priors.InputGradient(), "input_gradient/gradient"),
                        (priors.GradCAMPenalty(level="P2"), "grad_cam_penalty/gradient")]:
-        alone = _zoo([prior])
+        alone = tiny_zoo_model([prior])
         alone.set_weights(both.get_weights())
         np.testing.assert_allclose(np.asarray(out[key]), np.asarray(alone(batch, training=False)[key]),
                                    rtol=1e-4, atol=1e-7)
@@ -246,13 +234,13 @@ def test_fit_under_mixed_precision_and_xla():
                                              as_numpy=True).items() if k in ("image", "object_mask", "label")}
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        model = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+        model = tiny_zoo_model([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
     finally:
         keras.config.set_dtype_policy("float32")
     model.compile(optimizer="adam")
     history = model.fit(data, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["input_gradient_loss"][0])
-    model = _zoo([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
+    model = tiny_zoo_model([priors.InputGradient(), priors.GradCAMPenalty(level="P2")])
     model.compile(optimizer="adam", jit_compile=True)
     history = model.fit(data, batch_size=16, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"])) and history.history["input_gradient_loss"][0] > 0
