@@ -71,12 +71,3 @@ def check_fraction(name: str, value, owner: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{prefix}Expected `{name}` in [0, 1]. Received: {name}={value!r}")
     return float(value)
-
-
-def check_finite_non_negative(name: str, value, owner: str | None = None) -> float:
-    """Like ``check_non_negative``, and also reject NaN and infinity."""
-    value = check_non_negative(name, value, owner=owner)
-    if not math.isfinite(value):
-        prefix = f"{owner}: " if owner else ""
-        raise ValueError(f"{prefix}Expected `{name}` to be a finite number >= 0. Received: {name}={value}")
-    return value

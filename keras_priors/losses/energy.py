@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras import ops
 
 from keras_priors.losses import _explanation
-from keras_priors.validation import check_finite_non_negative
+from keras_priors.validation import check_non_negative
 
 
 def energy_loss(attribution, mask, mask_is: str = "relevant", weight: float = 1.0):
@@ -46,7 +46,7 @@ def energy_loss(attribution, mask, mask_is: str = "relevant", weight: float = 1.
         (``EnergyPointingGameBBMultipleLoss`` in sukrutrao/Model-Guidance).
     """
     owner = "energy_loss"
-    weight = check_finite_non_negative("weight", weight, owner=owner)
+    weight = check_non_negative("weight", weight, owner=owner)
     if len(attribution.shape) == 3:
         attribution = ops.expand_dims(attribution, -1)
     _explanation.check_rank4("attribution", attribution, owner)

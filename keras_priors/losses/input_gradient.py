@@ -5,7 +5,7 @@ from __future__ import annotations
 from keras import ops
 
 from keras_priors.losses import _explanation
-from keras_priors.validation import check_finite_non_negative, check_one_of
+from keras_priors.validation import check_non_negative, check_one_of
 
 NORMALIZE = ("rrr", "mean")
 
@@ -62,7 +62,7 @@ def input_gradient_penalty(gradients, mask, mask_is: str = "relevant", normalize
     """
     owner = "input_gradient_penalty"
     check_normalize(normalize, owner)
-    weight = check_finite_non_negative("weight", weight, owner=owner)
+    weight = check_non_negative("weight", weight, owner=owner)
     _explanation.check_rank4("gradients", gradients, owner)
     gradients = ops.cast(gradients, "float32")
     outside = _explanation.irrelevant_cells(mask, gradients, mask_is, owner)

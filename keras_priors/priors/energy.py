@@ -9,7 +9,7 @@ from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses import _spatial
 from keras_priors.priors import _explanation
 from keras_priors.priors.prior import GradientRequest
-from keras_priors.validation import check_finite_non_negative, check_one_of
+from keras_priors.validation import check_one_of
 
 _ATTRIBUTIONS = ("cam", "grad_cam")
 
@@ -57,7 +57,7 @@ class Energy(_explanation.ExplanationPrior):
 
     def __init__(self, mask: str = "object_mask", attribution: str = "cam", level: str | None = None,
                  mask_is: str = "relevant", classes: str = "true", weight: float = 1.0, name: str | None = None):
-        super().__init__(weight=check_finite_non_negative("weight", weight, owner="Energy"), name=name)
+        super().__init__(weight=weight, name=name)  # Prior checks it: finite, >= 0
         _explanation.check_common(self, mask, mask_is, classes, ("true", "predicted"))
         self.attribution = check_one_of("attribution", attribution, _ATTRIBUTIONS, owner="Energy")
         self.level = _explanation.check_level_arg(self, level)

@@ -9,7 +9,6 @@ from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
 from keras_priors.priors.prior import GradientRequest
-from keras_priors.validation import check_finite_non_negative
 
 
 class GradCAMPenalty(_explanation.ExplanationPrior):
@@ -56,7 +55,7 @@ class GradCAMPenalty(_explanation.ExplanationPrior):
 
     def __init__(self, mask: str = "object_mask", level: str | None = None, mask_is: str = "relevant",
                  classes: str = "true", normalize: str = "rrr", weight: float = 1.0, name: str | None = None):
-        super().__init__(weight=check_finite_non_negative("weight", weight, owner="GradCAMPenalty"), name=name)
+        super().__init__(weight=weight, name=name)  # Prior checks it: finite, >= 0
         _explanation.check_common(self, mask, mask_is, classes, ("true", "predicted"))
         self.level = _explanation.check_level_arg(self, level)
         self.normalize = check_normalize(normalize, owner="GradCAMPenalty")
