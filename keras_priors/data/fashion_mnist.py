@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 
 import numpy as np
 
@@ -30,6 +31,7 @@ _FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _IMAGES_MAGIC, _LABELS_MAGIC = 2051, 2049
+_SPLIT = re.compile(r"^(train|test)(?:\[(-?\d*):(-?\d*)\])?$")
 #: Photographs of scikit-image used as backgrounds by :func:`fashion_on_textures`.
 DEFAULT_TEXTURES = ("grass", "gravel", "brick", "coffee")
 
@@ -75,6 +77,23 @@ def _find_file(folder: str, stem: str) -> str | None:
     return None
 
 
+def parse_split(split) -> tuple[str, slice]:
+    """``"train"`` or ``"train[:50000]"`` -> the file's split name and the slice of its examples.
+
+    Slices count examples in file order, like TFDS' split slicing, so ``"train[:50000]"`` and
+    ``"train[50000:]"`` are disjoint: a validation split that no training subset can overlap.
+
+    >>> parse_split("train[50000:]")
+    ('train', slice(50000, None, None))
+    """
+    match = _SPLIT.match(split) if isinstance(split, str) else None
+    if match is None:
+        raise ValueError(f"Unknown Fashion-MNIST split. Expected 'train' or 'test', optionally sliced as in "
+                         f"'train[:50000]'. Received: split={split!r}")
+    name, start, stop = match.groups()
+    return name, slice(int(start) if start else None, int(stop) if stop else None)
+
+
 def load_fashion_mnist(path: str | None = None, split=("train", "test")):
     """Load Fashion-MNIST from its IDX files.
 
@@ -83,7 +102,8 @@ def load_fashion_mnist(path: str | None = None, split=("train", "test")):
 
     Args:
         path: folder with ``train-images-idx3-ubyte[.gz]`` etc., or None.
-        split: ``"train"``, ``"test"`` or a tuple of them.
+        split: ``"train"``, ``"test"`` (either optionally sliced, as in
+            ``"train[:50000]"``: see :func:`parse_split`) or a tuple of them.
 
     Returns:
         For a string split, a dict ``{"image": uint8 (N, 28, 28), "label":
@@ -95,20 +115,18 @@ def load_fashion_mnist(path: str | None = None, split=("train", "test")):
     """
     single = isinstance(split, str)
     splits = (split,) if single else tuple(split)
-    for s in splits:
-        if s not in _FILES:
-            raise ValueError(f"Unknown Fashion-MNIST split. Expected one of {sorted(_FILES)}. Received: split={s!r}")
+    parsed = {s: parse_split(s) for s in splits}
     if path is not None:
         candidates = [path]
     else:
         candidates = [DEBIAN_PATH, os.path.expanduser(KERAS_CACHE)]
     folder = None
     for c in candidates:
-        if all(_find_file(c, stem) for s in splits for stem in _FILES[s]):
+        if all(_find_file(c, stem) for s in splits for stem in _FILES[parsed[s][0]]):
             folder = c
             break
     if folder is None:
-        wanted = [stem + "[.gz]" for s in splits for stem in _FILES[s]]
+        wanted = [stem + "[.gz]" for s in splits for stem in _FILES[parsed[s][0]]]
         raise FileNotFoundError(
             f"Fashion-MNIST IDX files {wanted} not found. Looked in: {candidates}. "
             "Install them with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), "
@@ -116,7 +134,8 @@ def load_fashion_mnist(path: str | None = None, split=("train", "test")):
         )
     out = {}
     for s in splits:
-        img_path, lab_path = (_find_file(folder, stem) for stem in _FILES[s])
+        name, part = parsed[s]
+        img_path, lab_path = (_find_file(folder, stem) for stem in _FILES[name])
         images, labels = read_idx(img_path), read_idx(lab_path)
         if images.ndim != 3:
             raise ValueError(f"Expected an image IDX file (N, H, W) in {img_path!r}. Received: shape={images.shape}")
@@ -128,7 +147,9 @@ def load_fashion_mnist(path: str | None = None, split=("train", "test")):
             )
         if labels.size and labels.max() >= NUM_CLASSES:
             raise ValueError(f"{lab_path!r}: expected labels in [0, {NUM_CLASSES}). Received: {int(labels.max())}")
-        out[s] = {"image": images, "label": labels.astype(np.int32)}
+        out[s] = {"image": images[part], "label": labels[part].astype(np.int32)}
+        if not len(out[s]["label"]):
+            raise ValueError(f"Fashion-MNIST split {s!r} is empty ({name} has {len(labels)} examples)")
     return out[splits[0]] if single else out
 
 
@@ -178,7 +199,8 @@ def decoy_fashion_mnist(
     the train split gives the shortcut-free reference training set.
 
     Args:
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"``, optionally sliced (``"train[50000:]"``,
+            see :func:`parse_split`).
         path: IDX folder, see :func:`load_fashion_mnist`.
         num_samples: random subset size (None = all).
         image_size: output size; 28 keeps the originals.
@@ -198,8 +220,7 @@ def decoy_fashion_mnist(
         Ross, Hughes, Doshi-Velez, "Right for the Right Reasons: Training
         Differentiable Models by Constraining their Explanations", IJCAI 2017.
     """
-    if split not in _FILES:
-        raise ValueError(f"Unknown Fashion-MNIST split. Expected one of {sorted(_FILES)}. Received: split={split!r}")
+    base, _ = parse_split(split)
     if channels not in (1, 3):
         raise ValueError(f"Expected `channels` to be 1 or 3. Received: channels={channels!r}")
     if resize not in ("pad", "resize"):
@@ -213,7 +234,7 @@ def decoy_fashion_mnist(
     n, h, w = images.shape
     obj = images > mask_threshold
     if shortcut is None:
-        shortcut = split == "train"
+        shortcut = base == "train"
     elif not isinstance(shortcut, bool):
         raise ValueError(f"decoy_fashion_mnist: Expected `shortcut` to be True, False or None. Received: shortcut={shortcut!r}")
     random_shade = rng.integers(0, NUM_CLASSES, n)
@@ -287,7 +308,7 @@ def fashion_on_textures(
     Garments are pasted with a soft alpha from their grey level.
 
     Args:
-        split: ``"train"`` or ``"test"``.
+        split: ``"train"`` or ``"test"``, optionally sliced (see :func:`parse_split`).
         path: IDX folder, see :func:`load_fashion_mnist`.
         num_samples: random subset size (None = all).
         image_size: output size.
@@ -304,11 +325,10 @@ def fashion_on_textures(
     """
     import tensorflow as tf
 
-    if split not in _FILES:
-        raise ValueError(f"Unknown Fashion-MNIST split. Expected one of {sorted(_FILES)}. Received: split={split!r}")
+    base, _ = parse_split(split)
     image_size = check_positive_int("image_size", image_size, "fashion_on_textures")
     garment_scale = check_fraction("garment_scale", garment_scale, "fashion_on_textures")
-    bias = (0.9 if split == "train" else 0.0) if background_bias is None else background_bias
+    bias = (0.9 if base == "train" else 0.0) if background_bias is None else background_bias
     bias = check_fraction("background_bias", bias, "fashion_on_textures")
     photos = load_textures(textures)
     k = len(photos)

@@ -167,3 +167,31 @@ def test_textures_import_error_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r"pip install keras-priors\[vis\]"):
         fm.load_textures(("grass",))
+
+
+def test_sliced_splits_are_disjoint_parts_of_the_file(tmp_path):
+    ref = make_idx(str(tmp_path))
+    head = fm.load_fashion_mnist(str(tmp_path), split="train[:24]")
+    tail = fm.load_fashion_mnist(str(tmp_path), split="train[24:]")
+    np.testing.assert_array_equal(head["image"], ref["train"][0][:24])
+    np.testing.assert_array_equal(tail["label"], ref["train"][1][24:])
+    assert len(tail["label"]) == 6
+    # A sliced train split keeps the training split's default (shortcut on); a validation split asks for none.
+    val = fm.decoy_fashion_mnist("train[24:]", path=str(tmp_path), shortcut=False, seed=0)
+    assert val["image"].shape == (6, 28, 28, 3)
+    shaded = fm.decoy_fashion_mnist("train[:24]", path=str(tmp_path), seed=0)
+    shade = (shaded["image"][..., 0] * 255).round()[shaded["decoy_mask"][..., 0] > 0].reshape(24, -1)[:, 0]
+    np.testing.assert_array_equal(shade, 255 - 25 * shaded["label"])
+
+
+@pytest.mark.parametrize("split", ["val", "train[a:]", "train[:5", ("train[1:2]", "tests")])
+def test_unknown_split_names_the_form(tmp_path, split):
+    make_idx(str(tmp_path))
+    with pytest.raises(ValueError, match=r"Expected 'train' or 'test', optionally sliced as in 'train\[:50000\]'"):
+        fm.load_fashion_mnist(str(tmp_path), split=split)
+
+
+def test_empty_slice_is_an_error(tmp_path):
+    make_idx(str(tmp_path))
+    with pytest.raises(ValueError, match=r"split 'train\[40:\]' is empty \(train has 30 examples\)"):
+        fm.load_fashion_mnist(str(tmp_path), split="train[40:]")
