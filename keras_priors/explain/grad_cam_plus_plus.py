@@ -72,6 +72,10 @@ class GradCAMPlusPlus(BaseCAM):
         super().__init__(model, layer=layer, output=output, use_logits=use_logits, run_eagerly=run_eagerly,
                          jit_compile=jit_compile)
 
+    def cache_config(self):
+        """``alpha_normalization`` changes the compiled weights."""
+        return (self.alpha_normalization,)
+
     def get_cam_weights(self, images, targets, activations, grads, eps: float = 1e-7):
         grads = ops.convert_to_tensor(grads)
         g2 = grads * grads
