@@ -90,16 +90,23 @@ def test_the_model_is_freed_with_its_explainers():
     assert ref() is None
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="exports with TensorFlow")
 def test_saving_a_model_after_explaining_it_leaves_the_cache_behind(tmp_path):
     model = flat_model()
     x = images(2)
     before = keras.ops.convert_to_numpy(model(x))
     GradCAM(model)(x)
+    ScoreCAM(model)(x)
     path = os.path.join(tmp_path, "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert SHARED_ATTR not in vars(loaded)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x)), before, atol=1e-6)
+    model.export(os.path.join(tmp_path, "saved"))  # the compiled functions are not traced into the SavedModel
+    import tensorflow as tf
+
+    saved = tf.saved_model.load(os.path.join(tmp_path, "saved"))  # kept: serve needs its variables alive
+    np.testing.assert_allclose(np.asarray(saved.serve(x)), before, atol=1e-6)
 
 
 @pytest.mark.parity
