@@ -4,7 +4,8 @@ One interface for all: ``explainer(images, targets=None) -> maps`` (numpy float3
 (B, H, W) in [0, 1] at image resolution). Works on functional and Sequential
 models, including ones with a nested backbone model (``layer="backbone/conv5"``)
 and zoo classifiers (``CAMHead``, multi-output backbones). Each explainer compiles
-its work once per image size (``tf.function`` / ``jax.jit``) and caches it;
+its work once per image size (``tf.function`` / ``jax.jit``) and caches it on
+the model, so a new explainer of the same model, layer and method reuses it;
 ``run_eagerly=True`` runs op by op.
 """
 

@@ -13,6 +13,11 @@ eagerly, every layer call dispatches on its own; compiled, it is one graph.
   each variable to its value (what ``Model.stateless_call`` does). Values are
   read at every call, so weight changes are seen too, without retracing.
 * Other backends: the function runs eagerly.
+
+Explainers of the same model share their compiled functions
+(:func:`shared_functions`): a new ``GradCAM(model)`` for a model explained
+before (as the CLI or a loop over calls does) reuses the functions compiled for
+it instead of tracing and compiling again.
 """
 
 from __future__ import annotations
@@ -72,3 +77,32 @@ def compile_function(fn, variables, jit_compile: bool = False, signature=None):
 
         return call
     return fn
+
+
+#: The attribute of a model that holds its explainers' compiled functions (see :func:`shared_functions`).
+SHARED_ATTR = "_keras_priors_compiled_explainers"
+
+
+def shared_functions(model, key) -> dict:
+    """The dict of compiled functions shared by every explainer of ``model`` with configuration ``key``.
+
+    ``key`` None gives a new, unshared dict. The dicts live on the model itself
+    (an attribute set past Keras' attribute tracking, so it is not saved or
+    exported): they go away with the model. A module-level
+    ``WeakKeyDictionary`` would not let the model go, as its values (functions
+    closing over an explainer, which holds the model) would keep the key alive.
+
+    Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        >>> a = shared_functions(model, ("GradCAM", "dense"))
+        >>> a is shared_functions(model, ("GradCAM", "dense")), a is shared_functions(model, None)
+        (True, False)
+    """
+    if key is None:
+        return {}
+    store = model.__dict__.get(SHARED_ATTR)
+    if store is None:
+        store = {}
+        object.__setattr__(model, SHARED_ATTR, store)  # not tracked by Keras: never saved with the model
+    return store.setdefault(key, {})

@@ -39,6 +39,13 @@ class BaseCAM:
     ``run_eagerly=True`` runs op by op with numpy post-processing (the reference
     the compiled path is tested against, to 1e-5).
 
+    Compiled functions are shared between explainers of the same model, class,
+    layer, output, ``use_logits``, ``jit_compile`` and :meth:`cache_config`:
+    creating the explainer again (one per call, as the CLI does) does not
+    trace or compile again. They are kept on the model and freed with it. A
+    subclass shares only if it defines :meth:`cache_config` itself; otherwise
+    each instance compiles its own.
+
     Args:
         model: a functional or Sequential Keras classifier.
         layer: the layer whose feature map is explained: None (the last layer
@@ -68,13 +75,32 @@ class BaseCAM:
         self.use_logits = use_logits
         self.run_eagerly = bool(run_eagerly)
         self.jit_compile = bool(jit_compile)
-        self._compiled = {}
         probe = _graph.GraphRunner(model, [], output=output, linear_output=use_logits)
         self.path, self.target_layer = _graph.resolve_layer(model, layer, probe.output_kt)
         self.runner = _graph.GraphRunner(model, self.path, output=output, linear_output=use_logits)
         if self.uses_gradients:
             _graph.check_connected(model, self.path, self.runner.output_kt)
         self.num_classes = self.runner.num_classes
+        self._compiled = _compile.shared_functions(model, self._cache_key())
+
+    def cache_config(self):
+        """What else, besides the model, class, layer, output, ``use_logits`` and ``jit_compile``, changes the
+        compiled functions: a hashable tuple, or None to compile per instance.
+
+        Explainers with equal keys share compiled functions (see the class
+        docstring). A subclass that adds arguments read inside
+        :meth:`get_cam_weights` (or any compiled function) must return them here.
+        """
+        return None
+
+    def _cache_key(self):
+        if "cache_config" not in vars(type(self)):  # a subclass that did not say what it adds: compile per instance
+            return None
+        config = self.cache_config()
+        if config is None:
+            return None
+        output = self.output if isinstance(self.output, (int, str, type(None))) else id(self.output)
+        return (type(self), tuple(self.path), output, self.use_logits, self.jit_compile, config)
 
     # === Hook ===
     def get_cam_weights(self, images, targets, activations, grads):

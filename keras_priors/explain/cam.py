@@ -112,6 +112,10 @@ class CAM(BaseCAM):
         self.layer = layer
         self.dense = dense
 
+    def cache_config(self):
+        """Nothing besides the model, layer and output changes the compiled functions."""
+        return ()
+
     def get_cam_weights(self, images, targets, activations, grads):
         kernel = self.dense.kernel  # (K, classes)
         if kernel.shape[0] != activations.shape[-1]:

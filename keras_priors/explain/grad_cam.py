@@ -47,5 +47,9 @@ class GradCAM(BaseCAM):
 
     uses_gradients = True
 
+    def cache_config(self):
+        """Nothing besides the model, layer and output changes the compiled functions."""
+        return ()
+
     def get_cam_weights(self, images, targets, activations, grads):
         return ops.mean(grads, axis=(1, 2))

@@ -170,42 +170,131 @@ def _blur(images, sigma):
     return np.stack([gaussian_filter(im, sigma=(sigma, sigma, 0)) for im in images]).astype(np.float32)
 
 
+#: Side of RISE's blur kernel (``klen`` in eclique/RISE's Evaluation notebook).
+RISE_KERNEL_SIZE = 11
+
+
+def rise_kernel(klen: int = RISE_KERNEL_SIZE, sigma: float = 5.0) -> np.ndarray:
+    """RISE's blur kernel (``gkern`` in eclique/RISE ``evaluation.py``): a Gaussian-smoothed Dirac, (klen, klen).
+
+    Example:
+        >>> k = rise_kernel()
+        >>> k.shape, round(float(k.sum()), 6)
+        ((11, 11), 1.0)
+    """
+    from scipy.ndimage import gaussian_filter
+
+    delta = np.zeros((klen, klen))
+    delta[klen // 2, klen // 2] = 1.0
+    return gaussian_filter(delta, sigma).astype(np.float32)
+
+
+def rise_blur(images, sigma: float = 5.0, klen: int = RISE_KERNEL_SIZE) -> np.ndarray:
+    """RISE's insertion substrate: each channel convolved with :func:`rise_kernel`, zero padding ``klen // 2``.
+
+    As ``nn.functional.conv2d(x, gkern(klen, sigma), padding=klen // 2)`` in
+    eclique/RISE: the zero padding darkens a ``klen // 2`` border.
+    """
+    from scipy.ndimage import correlate
+
+    kern = rise_kernel(klen, sigma)
+    images = np.asarray(images, np.float32)
+    out = np.empty_like(images)
+    for b in range(images.shape[0]):
+        for c in range(images.shape[-1]):
+            out[b, ..., c] = correlate(images[b, ..., c], kern, mode="constant", cval=0.0)
+    return out
+
+
+def _curves(model, src, dst, order, counts, targets, batch_size, from_logits):
+    """(B, len(counts)) target probabilities of ``src`` with its first ``counts[s]`` pixels of ``order`` from ``dst``.
+
+    The (image, step) pairs go through the model ``batch_size`` at a time; only
+    one batch of step images is built at once.
+    """
+    B, H, W, C = src.shape
+    S = len(counts)
+    flat_src, flat_dst = src.reshape(B, -1, C), dst.reshape(B, -1, C)
+    pairs = [(b, s) for b in range(B) for s in range(S)]
+    out = np.empty(B * S, np.float32)
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        batch = flat_src[[b for b, _ in chunk]]
+        for i, (b, s) in enumerate(chunk):
+            idx = order[b, : counts[s]]
+            batch[i, idx] = flat_dst[b, idx]
+        chunk_targets = np.asarray([targets[b] for b, _ in chunk])
+        out[start : start + len(chunk)] = _target_probs(
+            model, batch.reshape(len(chunk), H, W, C), chunk_targets, batch_size, from_logits
+        )
+    return out.reshape(B, S)
+
+
+#: Values of ``deletion_insertion(protocol=...)``.
+DELETION_INSERTION_PROTOCOLS = ("default", "rise")
+
+
 def deletion_insertion(
     model,
     images,
     maps,
     targets=None,
-    steps: int = 20,
-    baseline: str = "zeros",
+    steps: int | None = None,
+    baseline: str | None = None,
     blur_sigma: float = 5.0,
     from_logits: bool | None = None,
     batch_size: int = 32,
+    protocol: str = "default",
+    pixels_per_step: int | None = None,
 ) -> dict:
     """Deletion and insertion curves and their areas (Petsiuk et al. 2018, RISE).
 
-    Pixels are ranked by the map (highest first, ties by position). At step
-    ``s`` of ``steps``, the top ``round(s / steps * H * W)`` pixels are
-    *deleted* (replaced by the baseline) or *inserted* (copied from the image
-    onto the baseline), and the target class's probability is recorded. The
-    area under each curve is the trapezoid rule over the deleted/inserted
-    fraction in [0, 1]: low deletion AUC and high insertion AUC are better.
+    Pixels are ranked by the map, highest first. Step by step the top pixels
+    are *deleted* (the image's pixels replaced by a substrate) or *inserted*
+    (the image's pixels copied onto the substrate) and the target class's
+    probability is recorded. The area under each curve is the trapezoid rule
+    over the changed fraction in [0, 1]: low deletion AUC and high insertion
+    AUC are better. ``protocol`` chooses the substrate and the step grid:
+
+    * ``"default"``: one ``baseline`` for both curves (zeros, or a Gaussian
+      blur of ``blur_sigma`` pixels); at step ``s`` of ``steps`` (default 20)
+      the top ``round(s / steps * H * W)`` pixels are changed; ties in the map
+      are ranked by position (row-major, first first).
+    * ``"rise"``: as eclique/RISE ``evaluation.py`` (``CausalMetric``) with the
+      substrates of their Evaluation notebook: deletion replaces pixels by
+      zeros, insertion starts from the image blurred by :func:`rise_blur`
+      (an 11x11 Gaussian kernel of ``blur_sigma`` = 5, zero padding).
+      ``pixels_per_step`` pixels change per step (default: the image width,
+      RISE's 224 at 224x224, i.e. one row's worth), ``n = ceil(H * W /
+      pixels_per_step)`` steps (the last one may change fewer), the curve is
+      sampled at ``i / n`` and the area is RISE's ``auc`` (the same trapezoid
+      rule). The ranking is theirs, ``flip(argsort(map))``: ties ranked
+      last-position first. RISE's images are normalised, so zero is the mean
+      colour there; on images in [0, 1] zero is black.
 
     Args:
         model: a Keras classifier.
         images: (B, H, W, C) array.
         maps: (B, H, W) saliency maps.
         targets: None (predicted class), an int or one int per image.
-        steps: number of steps (curves have ``steps + 1`` points).
-        baseline: "zeros" or "blur" (a Gaussian blur of the image, ``blur_sigma`` pixels).
-        blur_sigma: standard deviation of the blur baseline, in pixels.
+        steps: ``"default"`` protocol: number of steps (curves have ``steps + 1``
+            points); None means 20. Not used by ``"rise"`` (give ``pixels_per_step``).
+        baseline: ``"default"`` protocol: "zeros" (None) or "blur". Not used by
+            ``"rise"``, whose substrates are fixed.
+        blur_sigma: standard deviation of the blur, in pixels.
         from_logits: True if the model outputs logits, False for
             probabilities, None (default) to detect a softmax output as the
             explainers do.
         batch_size: images per forward pass.
+        protocol: ``"default"`` or ``"rise"`` (see above).
+        pixels_per_step: ``"rise"`` protocol: pixels changed per step (RISE's
+            ``step``); None means the image width.
 
     Returns:
-        dict: ``fractions`` (steps+1,), ``deletion_curve``/``insertion_curve``
-        (B, steps+1), ``deletion_auc``/``insertion_auc`` (B,).
+        dict: ``protocol`` (the protocol used, a str), ``fractions`` (n+1,),
+        ``deletion_curve``/``insertion_curve`` (B, n+1),
+        ``deletion_auc``/``insertion_auc`` (B,); with ``"rise"`` also
+        ``pixels_per_step`` (int).
 
     Example:
         >>> import keras, numpy as np
@@ -217,43 +306,63 @@ def deletion_insertion(
         ...     keras.layers.Dense(2),
         ... ])
         >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
-        >>> r = deletion_insertion(model, images, GradCAM(model)(images), steps=4)
-        >>> r["fractions"].tolist(), r["deletion_curve"].shape, r["insertion_auc"].shape
-        ([0.0, 0.25, 0.5, 0.75, 1.0], (2, 5), (2,))
+        >>> maps = GradCAM(model)(images)
+        >>> r = deletion_insertion(model, images, maps, steps=4)
+        >>> r["protocol"], r["fractions"].tolist(), r["deletion_curve"].shape, r["insertion_auc"].shape
+        ('default', [0.0, 0.25, 0.5, 0.75, 1.0], (2, 5), (2,))
         >>> bool(np.allclose(r["deletion_curve"][:, 0], r["insertion_curve"][:, -1]))  # both the full image
         True
+        >>> r = deletion_insertion(model, images, maps, protocol="rise", pixels_per_step=64)  # 256 px: 4 steps
+        >>> r["protocol"], r["pixels_per_step"], r["fractions"].tolist()
+        ('rise', 64, [0.0, 0.25, 0.5, 0.75, 1.0])
     """
-    steps = check_positive_int("steps", steps)
-    check_one_of("baseline", baseline, {"zeros", "blur"})
+    check_one_of("protocol", protocol, DELETION_INSERTION_PROTOCOLS, "deletion_insertion")
     blur_sigma = check_non_negative("blur_sigma", blur_sigma)
     from_logits = _resolve_from_logits(model, from_logits)
     images, maps, targets, _ = _prepare(model, images, maps, targets, batch_size, from_logits)
     B, H, W, C = images.shape
-    base = np.zeros_like(images) if baseline == "zeros" else _blur(images, blur_sigma)
-    order = np.argsort(-maps.reshape(B, -1), axis=1, kind="stable")
-    fractions = np.linspace(0.0, 1.0, steps + 1)
-    counts = np.round(fractions * H * W).astype(int)
+    flat_maps = maps.reshape(B, -1)
+    if protocol == "rise":
+        for name, value in (("steps", steps), ("baseline", baseline)):
+            if value is not None:
+                raise ValueError(
+                    f"deletion_insertion: Expected `{name}=None` with protocol='rise' (RISE deletes to zeros, "
+                    f"inserts from a blur and changes `pixels_per_step` pixels per step). Received: {name}={value!r}"
+                )
+        step = W if pixels_per_step is None else check_positive_int("pixels_per_step", pixels_per_step)
+        n = -(-H * W // step)
+        counts = np.minimum(np.arange(n + 1) * step, H * W)
+        fractions = np.arange(n + 1) / n
+        order = np.flip(np.argsort(flat_maps, axis=1, kind="stable"), axis=-1)
+        substrates = {"deletion": np.zeros_like(images), "insertion": rise_blur(images, blur_sigma)}
+    else:
+        if pixels_per_step is not None:
+            raise ValueError(
+                f"deletion_insertion: Expected `pixels_per_step=None` with protocol='default' (give `steps`). "
+                f"Received: pixels_per_step={pixels_per_step!r}"
+            )
+        steps = check_positive_int("steps", 20 if steps is None else steps)
+        baseline = check_one_of("baseline", "zeros" if baseline is None else baseline, {"zeros", "blur"})
+        base = np.zeros_like(images) if baseline == "zeros" else _blur(images, blur_sigma)
+        substrates = {"deletion": base, "insertion": base}
+        order = np.argsort(-flat_maps, axis=1, kind="stable")
+        fractions = np.linspace(0.0, 1.0, steps + 1)
+        counts = np.round(fractions * H * W).astype(int)
     curves = {}
     for mode in ("deletion", "insertion"):
-        batch = np.empty((B, steps + 1, H * W, C), np.float32)
-        src, dst = (images, base) if mode == "deletion" else (base, images)
-        flat_src, flat_dst = src.reshape(B, -1, C), dst.reshape(B, -1, C)
-        for s, n in enumerate(counts):
-            cur = flat_src.copy()
-            idx = order[:, :n]
-            rows = np.arange(B)[:, None]
-            cur[rows, idx] = flat_dst[rows, idx]
-            batch[:, s] = cur
-        flat = batch.reshape(B * (steps + 1), H, W, C)
-        probs = _target_probs(model, flat, np.repeat(targets, steps + 1), batch_size, from_logits)
-        curves[mode] = probs.reshape(B, steps + 1).astype(np.float32)
-    return {
+        src, dst = (images, substrates[mode]) if mode == "deletion" else (substrates[mode], images)
+        curves[mode] = _curves(model, src, dst, order, counts, targets, batch_size, from_logits)
+    out = {"protocol": protocol}
+    if protocol == "rise":
+        out["pixels_per_step"] = int(step)
+    out.update({
         "fractions": fractions.astype(np.float32),
         "deletion_curve": curves["deletion"],
         "insertion_curve": curves["insertion"],
         "deletion_auc": np.trapezoid(curves["deletion"], fractions, axis=1).astype(np.float32),
         "insertion_auc": np.trapezoid(curves["insertion"], fractions, axis=1).astype(np.float32),
-    }
+    })
+    return out
 
 
 def _check_masks(masks, maps):

@@ -80,6 +80,10 @@ class ScoreCAM(BaseCAM):
         var = acts.reshape(K, -1).var(axis=1)
         return np.sort(np.argsort(-var, kind="stable")[: self.max_n])
 
+    def cache_config(self):
+        """Nothing else changes the compiled functions (``batch_size`` and ``max_n`` act outside them)."""
+        return ()
+
     def get_cam_weights(self, images, targets, activations, grads):
         """Channel weights (B, K), eagerly: one forward pass per chunk of one image's masked copies."""
         B, H, W = images.shape[:3]

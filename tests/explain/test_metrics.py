@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from keras_priors.explain import average_drop_increase_confidence, deletion_insertion, energy_in_mask, pointing_game
+from keras_priors.explain.metrics import rise_blur, rise_kernel
 
 
 def mean_model(k=4.0):
@@ -188,3 +189,128 @@ def test_average_drop_keeps_exactly_ceil_p_hw_pixels_with_ties():
     rng = np.random.default_rng(0)
     maps = np.round(rng.uniform(size=(2, 28, 28)), 1).astype("float32") + 0.05
     assert [(m > 0).sum() for m in keep_top(maps, 0.5)] == [392, 392]
+
+
+def channel0_mean_model(size=3):
+    """Outputs probabilities (m, 1 - m), m = mean over pixels of channel 0 (no softmax: from_logits=False)."""
+    inp = keras.Input((size, size, 3))
+    dense = keras.layers.Dense(2)
+    out = dense(keras.layers.GlobalAveragePooling2D()(inp))
+    model = keras.Model(inp, out)
+    kernel = np.zeros((3, 2), "float32")
+    kernel[0] = [1.0, -1.0]
+    dense.set_weights([kernel, np.array([0.0, 1.0], "float32")])
+    return model
+
+
+@pytest.mark.parity
+def test_deletion_rise_protocol_hand_case():
+    # Channel 0 (row-major) and the map; pixels 3 and 4 tie at 7, RISE's flip(argsort) ranks 4 first.
+    v = np.array([0.9, 0.0, 0.3, 0.6, 0.9, 0.0, 0.3, 0.6, 0.3], "float32")
+    m = np.array([8, 0, 5, 7, 7, 1, 2, 3, 4], "float32")
+    x = np.zeros((1, 3, 3, 3), "float32")
+    x[0, ..., 0] = v.reshape(3, 3)
+    x[0, ..., 1] = 0.5  # not read by the model
+    r = deletion_insertion(channel0_mean_model(), x, m.reshape(1, 3, 3), targets=0, from_logits=False,
+                           protocol="rise", pixels_per_step=2)
+    assert r["protocol"] == "rise" and r["pixels_per_step"] == 2
+    # 9 pixels, 2 per step: n = ceil(9 / 2) = 5 steps, the last changes 1 pixel; sampled at i / 5.
+    np.testing.assert_allclose(r["fractions"], [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], atol=1e-7)
+    # Deleted in the order 0, 4, 3, 2, 8, 7, 6, 5, 1 (values .9 .9 .6 .3 .3 .6 .3 0 0): 1.8, 2.7, 3.6, 3.9, 3.9 gone.
+    np.testing.assert_allclose(r["deletion_curve"][0], np.array([3.9, 2.1, 1.2, 0.3, 0.0, 0.0]) / 9, atol=1e-6)
+    # RISE's auc: (sum - first / 2 - last / 2) / n = (7.5 / 9 - 3.9 / 18) / 5.
+    np.testing.assert_allclose(r["deletion_auc"][0], 11.1 / 18 / 5, atol=1e-6)
+    # Insertion starts from RISE's blur and ends at the image.
+    blurred = rise_blur(x)[0, ..., 0].reshape(-1)
+    order = [0, 4, 3, 2, 8, 7, 6, 5, 1]
+    want = []
+    for n in (0, 2, 4, 6, 8, 9):
+        cur = blurred.copy()
+        cur[order[:n]] = v[order[:n]]
+        want.append(cur.mean())
+    np.testing.assert_allclose(r["insertion_curve"][0], want, atol=1e-6)
+    assert abs(want[0] - v.mean()) > 0.05  # the blur (zero padding) is not the image
+    # The default protocol ranks the tie by position (3 first) and deletes to the same zeros on its own grid.
+    # Deleted one by one in the order 0, 3, 4, 2, 8, 7, 6, 5, 1 (values .9 .6 .9 .3 .3 .6 .3 0 0).
+    d = deletion_insertion(channel0_mean_model(), x, m.reshape(1, 3, 3), targets=0, from_logits=False, steps=9)
+    assert d["protocol"] == "default" and "pixels_per_step" not in d
+    np.testing.assert_allclose(d["deletion_curve"][0], np.array([3.9, 3.0, 2.4, 1.5, 1.2, 0.9, 0.3, 0, 0, 0]) / 9,
+                               atol=1e-6)
+
+
+def test_rise_blur_is_their_kernel_with_zero_padding():
+    from scipy.ndimage import gaussian_filter
+
+    k = rise_kernel()
+    delta = np.zeros((11, 11))
+    delta[5, 5] = 1.0
+    np.testing.assert_allclose(k, gaussian_filter(delta, 5.0), atol=1e-7)  # gkern(11, 5)
+    assert abs(k.sum() - 1.0) < 1e-6 and k[5, 5] == k.max()
+    # A point blurs into the kernel; a constant image keeps its value away from the border, and loses
+    # what the zero padding contributes near it (the corner sees only a quarter-and-a-bit of the kernel).
+    x = np.zeros((1, 21, 21, 3), "float32")
+    x[0, 10, 10, :] = 1.0
+    np.testing.assert_allclose(rise_blur(x)[0, 5:16, 5:16, 1], k, atol=1e-7)
+    ones = rise_blur(np.ones((1, 21, 21, 3), "float32"))[0, ..., 0]
+    np.testing.assert_allclose(ones[10, 10], 1.0, atol=1e-6)
+    np.testing.assert_allclose(ones[0, 0], k[5:, 5:].sum(), atol=1e-6)
+
+
+def rise_causal_metric_port(prob_fn, img, explanation, mode, step, substrate):
+    """A numpy port of CausalMetric.single_run (eclique/RISE evaluation.py), channels last, scores only."""
+    H, W, C = img.shape
+    HW = H * W
+    n_steps = (HW + step - 1) // step
+    start, finish = (img.copy(), substrate.copy()) if mode == "del" else (substrate.copy(), img.copy())
+    scores = np.empty(n_steps + 1)
+    salient_order = np.flip(np.argsort(explanation.reshape(-1, HW), axis=1, kind="stable"), axis=-1)
+    for i in range(n_steps + 1):
+        scores[i] = prob_fn(start)
+        if i < n_steps:
+            coords = salient_order[:, step * i : step * (i + 1)]
+            start.reshape(HW, C)[coords[0]] = finish.reshape(HW, C)[coords[0]]
+    auc = (scores.sum() - scores[0] / 2 - scores[-1] / 2) / (scores.shape[0] - 1)
+    return scores, auc
+
+
+@pytest.mark.parity
+def test_deletion_insertion_rise_protocol_equals_port_of_their_loop():
+    rng = np.random.default_rng(1)
+    inp = keras.Input((12, 10, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(inp)
+    out = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    x = rng.uniform(size=(2, 12, 10, 3)).astype("float32")
+    maps = np.round(rng.uniform(size=(2, 12, 10)), 1).astype("float32")  # many ties
+    targets = np.array([0, 2])
+    for step in (None, 7):
+        r = deletion_insertion(model, x, maps, targets=targets, protocol="rise", pixels_per_step=step, batch_size=5)
+        used = 10 if step is None else step  # default: the image width
+        assert r["pixels_per_step"] == used
+        blurred = rise_blur(x)
+        for b in range(2):
+            def prob(im):
+                return float(keras.ops.convert_to_numpy(model(im[None]))[0, targets[b]])
+            for mode, key in (("del", "deletion"), ("ins", "insertion")):
+                substrate = np.zeros_like(x[b]) if mode == "del" else blurred[b]
+                scores, auc = rise_causal_metric_port(prob, x[b], maps[b], mode, used, substrate)
+                np.testing.assert_allclose(r[f"{key}_curve"][b], scores, atol=1e-5)
+                np.testing.assert_allclose(r[f"{key}_auc"][b], auc, atol=1e-5)
+        assert len(r["fractions"]) == -(-120 // used) + 1
+
+
+def test_deletion_insertion_protocol_arguments_are_checked():
+    x = np.ones((1, 4, 4, 3), "float32")
+    maps = np.ones((1, 4, 4))
+    with pytest.raises(ValueError, match=r"deletion_insertion: Expected `protocol` to be one of \['default', 'rise'\]. "
+                                         r"Received: protocol='RISE'"):
+        deletion_insertion(mean_model(), x, maps, protocol="RISE")
+    with pytest.raises(ValueError, match=r"Expected `steps=None` with protocol='rise'.*Received: steps=10"):
+        deletion_insertion(mean_model(), x, maps, protocol="rise", steps=10)
+    with pytest.raises(ValueError, match=r"Expected `baseline=None` with protocol='rise'.*Received: baseline='blur'"):
+        deletion_insertion(mean_model(), x, maps, protocol="rise", baseline="blur")
+    with pytest.raises(ValueError, match=r"Expected `pixels_per_step=None` with protocol='default'.*"
+                                         r"Received: pixels_per_step=4"):
+        deletion_insertion(mean_model(), x, maps, pixels_per_step=4)
+    with pytest.raises(ValueError, match="pixels_per_step"):
+        deletion_insertion(mean_model(), x, maps, protocol="rise", pixels_per_step=0)
