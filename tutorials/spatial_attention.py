@@ -47,7 +47,6 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "spatial_attention")
@@ -83,7 +82,7 @@ for name, priors in configs.items():
     model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
     model.compile(optimizer=keras.optimizers.Adam(2e-3))
     model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
+    results[name] = kp.zoo.evaluate_classifier(model, test)
     models[name] = model
 
 """
