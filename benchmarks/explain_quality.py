@@ -54,14 +54,6 @@ from keras_priors.explain import (  # noqa: E402
 SIZE = 32
 
 
-def classifier_of(model):
-    """A single-input logits model from a zoo PriorModel (or the model itself)."""
-    if hasattr(model, "inference_model"):
-        inf = model.inference_model(include_cam=False)
-        return keras.Model(inf.input["image"], inf.output["logits"], name="classifier")
-    return model
-
-
 def train_model(train, epochs, batch_size, seed):
     import tensorflow as tf
 
@@ -109,7 +101,7 @@ def main():
         if args.save:
             model.save(args.save)
             print(f"Saved {args.save}")
-    classifier = classifier_of(model)
+    classifier = kp.zoo.logits_classifier(model)
     test_shortcut = kp.data.decoy_fashion_mnist("test", num_samples=n_test, image_size=SIZE, seed=args.seed + 1,
                                                 shortcut=True)
     acc = {"test (random swatch)": accuracy(classifier, test), "test (label swatch)": accuracy(classifier, test_shortcut)}

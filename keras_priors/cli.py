@@ -168,14 +168,12 @@ def _read_images(path, size):
 
 def _classifier_of(model):
     """(logits model taking images, zoo model or None): explainers need one image input and one output."""
-    import keras
+    from keras_priors.zoo import logits_classifier
 
-    if hasattr(model, "inference_model"):
-        inf = model.inference_model(include_cam=False)
-        if len(inf.inputs) != 1:
-            raise CLIError("--model: explainers need a single-input classifier; this model also takes a part box")
-        return keras.Model(inf.input["image"], inf.output["logits"]), model
-    return model, None
+    try:
+        return logits_classifier(model), (model if hasattr(model, "inference_model") else None)
+    except ValueError as e:
+        raise CLIError(f"--model: explainers need a single-input classifier. {e}") from None
 
 
 def _zoo_cam(model, images):

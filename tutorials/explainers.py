@@ -59,8 +59,8 @@ print(f"backend={keras.backend.backend()} fast={FAST} image_size={IMAGE_SIZE} tr
 ## A classifier to explain
 
 A zoo model returns a dict (`logits`, `cam`, ...). Explainers need a plain
-image-to-logits model: we take the inference model (training-only heads
-dropped) and keep its `logits` output. The explained images come from the
+image-to-logits model: `kp.zoo.logits_classifier` takes the inference model
+(training-only heads dropped) and keeps its `logits` output. The explained images come from the
 test split, with their object masks.
 """
 
@@ -72,8 +72,7 @@ keras.utils.set_random_seed(0)
 model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
 model.compile(optimizer=keras.optimizers.Adam(2e-3))
 model.fit(train, epochs=EPOCHS, verbose=2)
-inference = model.inference_model(include_cam=False)
-classifier = keras.Model(inference.input["image"], inference.output["logits"], name="classifier")
+classifier = kp.zoo.logits_classifier(model)
 predicted = np.asarray(classifier(images)).argmax(-1)
 print(f"accuracy on the {len(labels)} explained test images: {float((predicted == labels).mean()):.3f}")
 

@@ -89,7 +89,7 @@ Dice overlap with the true head mask on the test split.
 
 def predicted_masks(model, batch):
     logits = model(batch, training=False)["part_mask"]
-    probs = keras.ops.sigmoid(keras.ops.image.resize(logits, (IMAGE_SIZE, IMAGE_SIZE)))
+    probs = keras.ops.sigmoid(kp.explain.resize_cam(logits, (IMAGE_SIZE, IMAGE_SIZE)))
     return np.asarray(keras.ops.convert_to_numpy(probs))
 
 

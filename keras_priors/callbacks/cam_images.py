@@ -6,8 +6,10 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_priors.data.preview import mask_outline
+from keras_priors.explain.resize_cam import resize_cam
+from keras_priors.metrics.worst_group_accuracy import predicted_labels
 from keras_priors.validation import check_positive_int
-from keras_priors.zoo.prior_model import predicted_class
 
 
 def _colormap(x):
@@ -23,21 +25,6 @@ def _normalize(cam):
     cam = np.maximum(cam, 0.0)
     top = cam.reshape(cam.shape[0], -1).max(axis=1).reshape(-1, 1, 1)
     return np.where(top > 0, cam / np.maximum(top, 1e-12), 0.0)
-
-
-def _resize(maps, size):
-    import tensorflow as tf
-
-    return tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
-
-
-def _outline(mask):
-    """Boolean outline of a (B, H, W) binary mask (4-neighbour edge)."""
-    m = mask > 0.5
-    edge = np.zeros_like(m)
-    edge[:, 1:, :] |= m[:, 1:, :] != m[:, :-1, :]
-    edge[:, :, 1:] |= m[:, :, 1:] != m[:, :, :-1]
-    return edge
 
 
 def cam_overlay_grid(images, cams_true, cams_pred, masks=None, alpha: float = 0.5) -> np.ndarray:
@@ -57,7 +44,7 @@ def cam_overlay_grid(images, cams_true, cams_pred, masks=None, alpha: float = 0.
         heat = _colormap(_normalize(np.asarray(cam, "float32")))
         panels.append((1 - alpha) * images + alpha * heat)
     if masks is not None:
-        edge = _outline(np.asarray(masks).reshape(images.shape[:3]))
+        edge = mask_outline(np.asarray(masks).reshape(images.shape[:3]))
         for p in panels:
             p[edge] = (0.0, 1.0, 1.0)
     grid = np.concatenate(panels, axis=2)  # (B, H, 3W, 3)
@@ -70,7 +57,7 @@ def class_maps(model, batch, num_classes=None):
     cam = np.asarray(ops.convert_to_numpy(ops.cast(out["cam"], "float32")))
     logits = np.asarray(ops.convert_to_numpy(ops.cast(out["logits"], "float32")))
     labels = np.asarray(batch["label"]).reshape(-1).astype(int)
-    pred = np.asarray(ops.convert_to_numpy(predicted_class(logits, cam.shape[-1]))).astype(int)
+    pred = np.asarray(ops.convert_to_numpy(predicted_labels(logits))).astype(int)
     if cam.shape[-1] == 1:  # single logit: positive = class 1, negative = class 0
         sign = lambda c: np.where(c == 1, 1.0, -1.0).reshape(-1, 1, 1)  # noqa: E731
         cam_true, cam_pred = cam[..., 0] * sign(labels), cam[..., 0] * sign(pred)
@@ -78,7 +65,7 @@ def class_maps(model, batch, num_classes=None):
         idx = np.arange(len(labels))
         cam_true, cam_pred = cam[idx, :, :, labels], cam[idx, :, :, pred]
     size = tuple(np.asarray(batch["image"]).shape[1:3])
-    return _resize(cam_true, size), _resize(cam_pred, size), pred
+    return resize_cam(cam_true, size), resize_cam(cam_pred, size), pred
 
 
 class CAMImages(keras.callbacks.Callback):

@@ -17,7 +17,7 @@ from keras_priors.data.fashion_mnist import (
 from keras_priors.data.folders import image_folder
 from keras_priors.data.kakapo import BACKGROUNDS, kakapo, make_kakapo, preview_kakapo
 from keras_priors.data.pipeline import augment_batch, augment_example, check_arrays, make_pipeline
-from keras_priors.data.preview import preview, render_grid
+from keras_priors.data.preview import mask_outline, preview, render_grid
 
 __all__ = [
     "BACKGROUNDS",
@@ -34,6 +34,7 @@ __all__ = [
     "load_textures",
     "make_kakapo",
     "make_pipeline",
+    "mask_outline",
     "preview",
     "preview_kakapo",
     "read_cub_annotations",

@@ -28,11 +28,32 @@ def _take(data, n: int) -> dict:
     return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a binary (H, W) mask (4-neighbourhood)."""
-    m = mask > 0.5
-    p = np.pad(m, 1)
-    interior = p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+def mask_outline(mask) -> np.ndarray:
+    """Boolean outline of binary masks: the mask pixels with a 4-neighbour outside the mask.
+
+    A pixel on the image border counts as next to the outside, so a mask that
+    touches the border is closed there. Used by ``preview`` and
+    ``kp.callbacks.cam_overlay_grid``; draw it with ``image[outline] = colour``.
+
+    Args:
+        mask: ``(..., H, W)`` masks (e.g. ``(H, W)`` or ``(B, H, W)``);
+            values above 0.5 are inside.
+
+    Returns:
+        A bool array of the same shape.
+
+    Example:
+
+    >>> import numpy as np
+    >>> mask = np.zeros((5, 5), "float32"); mask[1:4, 1:4] = 1.0
+    >>> mask_outline(mask).astype(int).tolist()
+    [[0, 0, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 1, 0], [0, 1, 1, 1, 0], [0, 0, 0, 0, 0]]
+    """
+    m = np.asarray(mask) > 0.5
+    if m.ndim < 2:
+        raise ValueError(f"mask_outline: Expected `mask` of shape (..., H, W). Received: mask with shape {m.shape}")
+    p = np.pad(m, [(0, 0)] * (m.ndim - 2) + [(1, 1), (1, 1)])
+    interior = p[..., :-2, 1:-1] & p[..., 2:, 1:-1] & p[..., 1:-1, :-2] & p[..., 1:-1, 2:]
     return m & ~interior
 
 
@@ -46,7 +67,7 @@ def render_grid(examples: dict, n: int = 16, scale: int = 2) -> np.ndarray:
     for i in range(count):
         img = np.clip(images[i], 0.0, 1.0).copy()
         if "object_mask" in examples:
-            img[_outline(examples["object_mask"][i][..., 0])] = _OUTLINE
+            img[mask_outline(examples["object_mask"][i][..., 0])] = _OUTLINE
         if "part_box" in examples:
             y1, x1, y2, x2 = np.asarray(examples["part_box"][i], np.float32)
             r1, r2 = int(round(y1 * (h - 1))), int(round(y2 * (h - 1)))

@@ -22,6 +22,7 @@ from keras_priors.explain.metrics import (
 )
 from keras_priors.explain.overlay import overlay
 from keras_priors.explain.registry import EXPLAINERS, get_explainer
+from keras_priors.explain.resize_cam import resize_cam
 from keras_priors.explain.score_cam import ScoreCAM
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "energy_in_mask",
     "pointing_game",
     "overlay",
+    "resize_cam",
     "get_explainer",
     "EXPLAINERS",
 ]

@@ -12,9 +12,8 @@ from keras_priors.explain._utils import (
     check_targets,
     normalize_maps,
     normalize_maps_tensor,
-    resize_maps,
-    resize_maps_tensor,
 )
+from keras_priors.explain.resize_cam import resize_cam
 
 
 class BaseCAM:
@@ -131,7 +130,7 @@ class BaseCAM:
         return self.compiled_maps(images, targets)
 
     def postprocess(self, raw, size):
-        return normalize_maps(resize_maps(raw, size))
+        return normalize_maps(resize_cam(raw, size))
 
     def raw_maps(self, images, targets) -> np.ndarray:
         """Low-resolution maps ``relu(sum_k w_k A_k)`` (B, h, w)."""
@@ -188,7 +187,7 @@ class BaseCAM:
             acts, grads, targets = self.graph_activations(x, targets)
             weights = ops.cast(self.get_cam_weights(x, targets, acts, grads), "float32")
             cam = ops.relu(ops.einsum("bhwk,bk->bhw", acts, weights))
-            return normalize_maps_tensor(resize_maps_tensor(cam, size))
+            return normalize_maps_tensor(resize_cam(cam, size))
 
         return maps_fn
 

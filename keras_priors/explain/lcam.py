@@ -12,9 +12,8 @@ from keras_priors.explain._utils import (
     check_targets,
     normalize_maps,
     normalize_maps_tensor,
-    resize_maps,
-    resize_maps_tensor,
 )
+from keras_priors.explain.resize_cam import resize_cam
 from keras_priors.explain.base_cam import BaseCAM, _resolve_targets
 from keras_priors.validation import check_non_negative, check_one_of
 
@@ -137,7 +136,7 @@ class LCAMTrainer(keras.Model):
             masked = feats * ops.cast(ops.expand_dims(a, -1), feats.dtype)
             logits = self.runner.logits_from_features(images, masked)
         else:
-            up = resize_maps_tensor(a, (images.shape[1], images.shape[2]))
+            up = resize_cam(a, (images.shape[1], images.shape[2]))
             logits = self.runner.logits(images * ops.cast(ops.expand_dims(up, -1), images.dtype))
         return logits, a
 
@@ -229,7 +228,7 @@ class LCAM(BaseCAM):
         images = check_images(images, getattr(self.model, "input_shape", None))
         targets = check_targets(targets, images.shape[0], self.num_classes)
         if self.run_eagerly or not _compile.can_compile():
-            return normalize_maps(resize_maps(self.raw_maps(images, targets), images.shape[1:3]))
+            return normalize_maps(resize_cam(self.raw_maps(images, targets), images.shape[1:3]))
         if not self.trainer.attention.built:
             self.trainer(ops.convert_to_tensor(images[:1]))  # create the attention weights outside the trace
         return self.compiled_maps(images, targets)
@@ -244,6 +243,6 @@ class LCAM(BaseCAM):
             c = ops.cast(self.trainer.attention(feats), "float32")  # (B, h, w, classes)
             idx = ops.reshape(targets, (-1, 1, 1, 1))
             a = ops.squeeze(ops.take_along_axis(c, idx, axis=-1), -1)
-            return normalize_maps_tensor(resize_maps_tensor(a, size))
+            return normalize_maps_tensor(resize_cam(a, size))
 
         return maps_fn

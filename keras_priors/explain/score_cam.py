@@ -8,10 +8,9 @@ from keras import ops
 from keras_priors.explain._utils import (
     normalize_maps,
     normalize_maps_tensor,
-    resize_maps,
-    resize_maps_tensor,
     softmax_np,
 )
+from keras_priors.explain.resize_cam import resize_cam
 from keras_priors.explain.base_cam import BaseCAM
 from keras_priors.validation import check_positive_int
 
@@ -92,7 +91,7 @@ class ScoreCAM(BaseCAM):
         for b in range(B):
             acts = np.moveaxis(activations[b], -1, 0)  # (K, h, w)
             channels = self._channels(acts)
-            masks = normalize_maps(resize_maps(acts[channels], (H, W)))  # (n, H, W)
+            masks = normalize_maps(resize_cam(acts[channels], (H, W)))  # (n, H, W)
             for start in range(0, len(channels), self.batch_size):
                 m = masks[start : start + self.batch_size]
                 probs = self._probs(images[b][None] * m[..., None])
@@ -121,7 +120,7 @@ class ScoreCAM(BaseCAM):
 
     def _build_scores_fn(self, size):
         def scores_fn(images, maps, image_index, map_index, targets):
-            masks = normalize_maps_tensor(resize_maps_tensor(ops.take(maps, map_index, axis=0), size))
+            masks = normalize_maps_tensor(resize_cam(ops.take(maps, map_index, axis=0), size))
             batch = ops.take(images, image_index, axis=0) * ops.cast(ops.expand_dims(masks, -1), images.dtype)
             probs = ops.softmax(ops.cast(self.runner.logits(batch), "float32"), axis=-1)
             return ops.squeeze(ops.take_along_axis(probs, ops.expand_dims(targets, -1), axis=-1), -1)

@@ -39,7 +39,24 @@ def pack_label_and_group(label, group):
 
 
 def predicted_labels(y_pred):
-    """int32 (B,) predictions: argmax for (B, K >= 2), ``logit > 0`` for (B, 1) or (B,)."""
+    """Integer class predictions from logits: argmax for (B, K >= 2), ``logit > 0`` for (B, 1) or (B,).
+
+    The one place that turns logits into predicted classes (metrics,
+    ``zoo.evaluate_classifier``, ``kp.callbacks.class_maps``).
+
+    Args:
+        y_pred: logits (B, K), or a single logit (B, 1) / (B,).
+
+    Returns:
+        int32 tensor (B,).
+
+    Example:
+    >>> import numpy as np
+    >>> np.asarray(predicted_labels(np.array([[0.1, 2.0, -1.0], [3.0, 0.0, 0.0]]))).tolist()
+    [1, 0]
+    >>> np.asarray(predicted_labels(np.array([[0.5], [-0.5]]))).tolist()   # single logit: class 1 when > 0
+    [1, 0]
+    """
     y_pred = ops.cast(y_pred, "float32")
     if len(y_pred.shape) == 1:
         return ops.cast(y_pred > 0, "int32")

@@ -8,10 +8,7 @@ never a layer name of a particular architecture.
 
 from __future__ import annotations
 
-import os
-
 import keras
-import numpy as np
 from keras import layers
 
 
@@ -177,112 +174,17 @@ def mini_xception(input_shape=(64, 64, 1), num_classes=None, name="mini_xception
     return keras.Model(inputs, outputs, name=name)
 
 
-# === Weights saved by Keras 2 (legacy HDF5), read layer by layer ===
-
-def _legacy_h5_layers(path):
-    """``[(layer_name, [arrays...]), ...]`` of the layers with weights, in the file's order."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        group = f["model_weights"] if "model_weights" in f else f
-        if "layer_names" not in group.attrs:
-            raise ValueError("it is not a Keras HDF5 weights file (no 'layer_names' attribute)")
-        out = []
-        for raw in group.attrs["layer_names"]:
-            lname = raw.decode("utf8") if isinstance(raw, bytes) else str(raw)
-            g = group[lname]
-            names = [n.decode("utf8") if isinstance(n, bytes) else str(n) for n in g.attrs.get("weight_names", [])]
-            if names:
-                out.append((lname, [np.asarray(g[n]) for n in names]))
-        return out
+#: Weight loaders that lived here in 0.1, now in ``keras_priors.zoo.weights``.
+_MOVED_TO_WEIGHTS = ("copy_weights_in_order", "load_legacy_h5_weights", "load_weights_file")
 
 
-def load_legacy_h5_weights(model: keras.Model, path: str, allow_unused_tail: bool = False) -> list:
-    """Load a Keras 2 ``.h5``/``.hdf5`` (full model or weights) into ``model``, layer by layer, in order.
+def __getattr__(name):
+    if name in _MOVED_TO_WEIGHTS:
+        import warnings
 
-    The layers of ``model`` that have trainable weights are paired in order
-    with the file's layers that have weights; each pair must have the same
-    number of arrays and the same shapes (so a Conv2D in one place and a
-    SeparableConv2D in the other fails). Layer names are not compared: Keras
-    2 numbered them globally (``conv2d_7``), ours say what they are.
+        from keras_priors.zoo import weights
 
-    Args:
-        model: the Keras 3 model to fill.
-        path: the HDF5 file.
-        allow_unused_tail: accept file layers left over after the last layer
-            of ``model`` (a classifier head the backbone does not have).
-
-    Returns:
-        The names of the file layers that were not loaded (the dropped head).
-
-    Raises:
-        ValueError: naming the first layer pair that does not fit.
-    """
-    saved = _legacy_h5_layers(path)
-    targets = [layer for layer in _flat_layers(model) if layer.trainable_weights]
-    if len(saved) < len(targets) or (len(saved) > len(targets) and not allow_unused_tail):
-        raise ValueError(
-            f"Expected {len(targets)} layers with weights in the file (those of {model.name!r}). "
-            f"Received: {len(saved)} ({[n for n, _ in saved]})"
-        )
-    for layer, (lname, arrays) in zip(targets, saved):
-        shapes = [tuple(v.shape) for v in layer.weights]
-        got = [tuple(a.shape) for a in arrays]
-        if shapes != got:
-            raise ValueError(
-                f"layer {layer.name!r} ({type(layer).__name__}) expects weights of shapes {shapes}. "
-                f"Received: file layer {lname!r} with shapes {got}"
-            )
-    for layer, (_, arrays) in zip(targets, saved):
-        layer.set_weights(arrays)
-    return [n for n, _ in saved[len(targets):]]
-
-
-def _flat_layers(model):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out.extend(_flat_layers(layer))
-        else:
-            out.append(layer)
-    return out
-
-
-def load_weights_file(backbone: keras.Model, path: str) -> None:
-    """Load ``path`` into a zoo backbone: Keras 2 HDF5 layer by layer, else ``load_backbone_weights``.
-
-    ``.weights.h5`` and ``.keras`` files go through
-    ``keras_priors.zoo.load_backbone_weights``; other ``.h5``/``.hdf5`` files
-    are read as Keras 2 files with ``load_legacy_h5_weights`` (a classifier
-    head in the file is left out: the zoo builds a fresh one).
-    """
-    from keras_priors.zoo.build import load_backbone_weights
-
-    if path.endswith((".weights.h5", ".keras")) or not path.endswith((".h5", ".hdf5")):
-        return load_backbone_weights(backbone, path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Weights file not found. Expected an existing .h5/.hdf5 file. Received: {path!r}")
-    try:
-        load_legacy_h5_weights(backbone, path, allow_unused_tail=True)
-    except (ValueError, KeyError, OSError) as e:
-        raise ValueError(
-            f"The weights in {path!r} do not fit the backbone {backbone.name!r} "
-            f"({backbone.count_params()} parameters). Expected a Keras 2 HDF5 file of the same architecture. Cause: {e}"
-        ) from e
-
-
-def copy_weights_in_order(source: keras.Model, target: keras.Model) -> None:
-    """Assign ``source``'s weights to ``target``'s, paired in order (both built the same way), shapes checked.
-
-    Names are not compared: keras-hub numbers some layers per process
-    (``..._1``), so a preset read back gets other names than the zoo's copy.
-    Nothing is assigned unless every pair fits.
-    """
-    src, dst = source.weights, target.weights
-    if len(src) != len(dst):
-        raise ValueError(f"the source has {len(src)} weight tensors. Expected: {len(dst)}")
-    for a, b in zip(src, dst):
-        if tuple(a.shape) != tuple(b.shape):
-            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. Received: {a.path!r} of shape {tuple(a.shape)}")
-    for a, b in zip(src, dst):
-        b.assign(a)
+        warnings.warn(f"keras_priors.zoo.backbones.{name} moved to keras_priors.zoo.weights.{name}; "
+                      "the old name will be removed after 0.2.", DeprecationWarning, stacklevel=2)
+        return getattr(weights, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

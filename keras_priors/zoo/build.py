@@ -9,10 +9,10 @@ import keras
 from keras_priors.layers import CAMHead
 from keras_priors.priors.prior import BuildContext, Prior
 from keras_priors.validation import check_fraction, check_positive_int
-from keras_priors.zoo.backbones import copy_weights_in_order
 from keras_priors.zoo.preprocess import Preprocess
 from keras_priors.zoo.prior_model import PriorModel
 from keras_priors.zoo.registry import get_spec
+from keras_priors.zoo.weights import load_backbone_weights
 
 
 def build(
@@ -116,37 +116,3 @@ def build(
     network = keras.Model(ctx.inputs, ctx.outputs, name="network")
     return PriorModel(network, priors=priors, num_classes=num_classes,
                       training_only=sorted(ctx.training_only), name=name)
-
-
-def load_backbone_weights(backbone: keras.Model, path: str) -> None:
-    """Load a ``.weights.h5`` of the backbone, or the backbone of a saved ``.keras`` zoo model.
-
-    Raises a ``ValueError`` naming the file when it does not exist or its
-    weights do not fit the backbone's architecture.
-    """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Weights file not found. Expected an existing .weights.h5 or .keras file. Received: {path!r}")
-    try:
-        if path.endswith(".keras"):
-            saved = keras.saving.load_model(path, compile=False)
-            source = _find_backbone(saved)
-            if source is None:
-                raise ValueError("it holds no layer named 'backbone'")
-            copy_weights_in_order(source, backbone)
-        else:
-            backbone.load_weights(path)
-    except (ValueError, KeyError, OSError) as e:
-        raise ValueError(
-            f"The weights in {path!r} do not fit the backbone {backbone.name!r} "
-            f"({backbone.count_params()} parameters). Expected weights saved from the same architecture. Cause: {e}"
-        ) from e
-
-
-def _find_backbone(model):
-    for layer in getattr(model, "layers", []):
-        if layer.name == "backbone":
-            return layer
-        inner = _find_backbone(layer) if isinstance(layer, keras.Model) else None
-        if inner is not None:
-            return inner
-    return None

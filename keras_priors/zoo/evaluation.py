@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from keras_priors.metrics import ExpectedCalibrationError, WorstGroupAccuracy, cam_energy_in_mask
-from keras_priors.zoo.prior_model import predicted_class
+from keras_priors.metrics import ExpectedCalibrationError, WorstGroupAccuracy, cam_energy_in_mask, predicted_labels
 
 
 def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key: str = "object_mask") -> dict:
@@ -23,7 +22,6 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
         ``{"accuracy", "worst_group_accuracy", "cam_in_mask", "ece", "group_accuracy", "n"}``
         (a metric is ``nan`` when the data lacks its key).
     """
-    num_classes = getattr(model, "num_classes", None)
     labels, groups, logits_all, shares = [], [], [], []
     for batch in dataset:
         out = model(batch, training=False)
@@ -39,9 +37,7 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
         raise ValueError("evaluate_classifier: Expected a non-empty dataset. Received: no batches")
     logits = np.concatenate(logits_all)
     labels = np.concatenate(labels).astype(np.int64)
-    if num_classes is None:
-        num_classes = logits.shape[-1]
-    pred = np.asarray(ops.convert_to_numpy(predicted_class(logits, num_classes))).astype(np.int64)
+    pred = np.asarray(ops.convert_to_numpy(predicted_labels(logits))).astype(np.int64)
     result = {"n": int(labels.size), "accuracy": float((pred == labels).mean())}
 
     ece = ExpectedCalibrationError(num_bins=15, from_logits=True)

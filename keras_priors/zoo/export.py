@@ -145,7 +145,9 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
         def cam(inputs):
             out = inf(inputs, training=False)
             c = ops.cast(out["cam"], "float32")
-            return {"cam": c, "cam_upsampled": ops.image.resize(c, image_hw, interpolation="bilinear")}
+            from keras_priors.explain.resize_cam import resize_cam
+
+            return {"cam": c, "cam_upsampled": resize_cam(c, image_hw)}
 
         archive.add_endpoint("cam", cam, input_signature=[specs])
 

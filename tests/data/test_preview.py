@@ -49,3 +49,20 @@ def test_preview_without_matplotlib(tmp_path, monkeypatch):
     path = preview(data, str(tmp_path / "np.png"), n=4)
     png = tf.io.decode_png(tf.io.read_file(path)).numpy()
     np.testing.assert_array_equal(png, render_grid(data, 4))
+
+
+def test_mask_outline_is_the_inner_boundary_for_one_mask_or_a_batch():
+    from keras_priors.data import mask_outline
+
+    masks = np.zeros((2, 6, 6), "float32")
+    masks[0, 1:5, 1:5] = 1
+    masks[1, :3, :] = 1  # touches the border: closed there
+    batch = mask_outline(masks)
+    assert batch.dtype == bool and batch.shape == (2, 6, 6)
+    for m, o in zip(masks, batch):
+        np.testing.assert_array_equal(mask_outline(m), o)
+        assert not (o & (m < 0.5)).any()  # only mask pixels
+    assert batch[0].sum() == 12 and not batch[0, 2:4, 2:4].any()
+    np.testing.assert_array_equal(batch[1, :3].sum(axis=1), [6, 2, 6])
+    with pytest.raises(ValueError, match=r"Expected `mask` of shape \(\.\.\., H, W\)"):
+        mask_outline(np.ones(5))

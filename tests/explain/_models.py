@@ -4,7 +4,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from keras_priors.explain._utils import normalize_maps, resize_maps
+from keras_priors.explain import resize_cam
+from keras_priors.explain._utils import normalize_maps
 
 
 def flat_model(num_classes=3, size=8, name="flat", softmax=False):
@@ -55,7 +56,7 @@ def np_cam(model, x, targets):
     wd, _ = model.get_layer("logits").get_weights()
     f = np_features(model, x)
     cam = np.maximum(np.einsum("bhwk,kb->bhw", f, wd[:, targets]), 0.0)
-    return normalize_maps(resize_maps(cam, x.shape[1:3]))
+    return normalize_maps(resize_cam(cam, x.shape[1:3]))
 
 
 def images(b=3, size=8, seed=0):

@@ -4,7 +4,8 @@ import pytest
 from explain._models import flat_model, images, nested_model, np_cam, np_logits
 
 from keras_priors.explain import CAM, GradCAM
-from keras_priors.explain._utils import normalize_maps, resize_maps
+from keras_priors.explain import resize_cam
+from keras_priors.explain._utils import normalize_maps
 
 
 @pytest.mark.parity
@@ -63,6 +64,6 @@ def test_cam_and_default_layer_on_a_zoo_classifier():
     assert cam.path[0] == "backbone" and len(cam.path) == 2
     assert GradCAM(classifier).path == cam.path
     head_cam = keras.ops.convert_to_numpy(inference({"image": x})["cam"])[np.arange(2), :, :, [2, 0]]
-    want = normalize_maps(resize_maps(np.maximum(head_cam, 0.0), (16, 16)))
+    want = normalize_maps(resize_cam(np.maximum(head_cam, 0.0), (16, 16)))
     np.testing.assert_allclose(cam(x, targets=[2, 0]), want, atol=1e-5)
     np.testing.assert_allclose(GradCAM(classifier)(x, targets=[2, 0]), want, atol=1e-5)

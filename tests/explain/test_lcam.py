@@ -70,9 +70,10 @@ def test_lcam_trains_with_fit_and_matches_numpy(variant):
         np.testing.assert_array_equal(before, after)  # classifier stays frozen
     # Inference: the target channel's pre-sigmoid attention, upsampled and min-max normalised.
     _, c = np_lcam_loss(lcam, model, x, y)
-    from keras_priors.explain._utils import normalize_maps, resize_maps
+    from keras_priors.explain import resize_cam
+    from keras_priors.explain._utils import normalize_maps
 
-    np.testing.assert_allclose(lcam(x, targets=y), normalize_maps(resize_maps(c[np.arange(6), :, :, y], (8, 8))), atol=1e-5)
+    np.testing.assert_allclose(lcam(x, targets=y), normalize_maps(resize_cam(c[np.arange(6), :, :, y], (8, 8))), atol=1e-5)
 
 
 def test_lcam_nested_model_and_default_targets():

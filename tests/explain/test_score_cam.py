@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from keras_priors.explain import ScoreCAM
-from keras_priors.explain._utils import normalize_maps, resize_maps
+from keras_priors.explain import resize_cam
+from keras_priors.explain._utils import normalize_maps
 
 
 def quadrant_model():
@@ -43,7 +44,7 @@ def test_score_cam_weights_are_masked_softmax_scores():
     # Reference: masks = min-max(bilinear-upsampled pooled channel), score = softmax prob of class 0.
     pooled = x[0].reshape(8, 2, 8, 2, 3).mean(axis=(1, 3))
     for k in range(3):
-        mask = normalize_maps(resize_maps(pooled[None, :, :, k], (16, 16)))[0]
+        mask = normalize_maps(resize_cam(pooled[None, :, :, k], (16, 16)))[0]
         np.testing.assert_allclose(w[k], p0(x[0] * mask[..., None]), atol=1e-5)
     assert w[0] > 0.99 and w[1] < 0.2 and w[2] < 0.2
 

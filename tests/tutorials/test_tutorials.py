@@ -22,6 +22,7 @@ EXPECTED_PNGS = {
     "background_swap": ["training_images_and_composites.png"],
     "input_gradient": ["input_gradients_plain_vs_rrr.png"],
     "auxiliary_heads": ["test_preview.png", "cam_overlays_plain_vs_auxiliary.png"],
+    "spatial_attention": ["attention_maps.png", "cam_overlays_plain_vs_attention.png"],
     "label_regularization": ["confidence_histograms.png"],
     "explainers": ["explainer_overlays.png"],
     "receptive_fields": ["erf_before_training.png", "erf_after_training.png"],

