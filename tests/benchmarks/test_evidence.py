@@ -106,9 +106,28 @@ def test_validation_split_instead_of_test():
     _, test = evidence.load_study_data(study, size, 0, True, 1.0)
     assert len(val["label"]) == len(test["label"]) == 8
     assert not np.array_equal(val["image"], test["image"])
-    with pytest.raises(ValueError, match=r"Expected `eval_split` 'test', or 'val' for a kakapo study. "
-                                         r"Received: eval_split='val' for the 'decoy_fmnist' study"):
-        evidence.load_study_data(evidence.STUDIES["decoy_fmnist"], size, 0, True, 1.0, eval_split="val")
+    with pytest.raises(ValueError, match=r"Expected `eval_split` 'test' or 'val'. Received: eval_split='train'"):
+        evidence.load_study_data(study, size, 0, True, 1.0, eval_split="train")
+
+
+def test_fashion_mnist_validation_split_is_held_out_of_training(tmp_path):
+    """The val split is the training file's tail, with test-like random shades; training draws from its head."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
+    from test_fashion_mnist import make_idx
+
+    make_idx(str(tmp_path), n_train=30, n_test=20)
+    study = evidence.STUDIES["decoy_fmnist"]
+    size = {**evidence.SIZES["smoke"], "train": 1000, "test": 1000}
+    old_start, evidence.FMNIST_VAL_START = evidence.FMNIST_VAL_START, 24
+    try:
+        train, val = evidence.load_study_data(study, size, 0, True, 1.0, str(tmp_path), eval_split="val")
+        _, test = evidence.load_study_data(study, size, 0, True, 1.0, str(tmp_path))
+    finally:
+        evidence.FMNIST_VAL_START = old_start
+    assert len(train["label"]) == 24 and len(val["label"]) == 6 and len(test["label"]) == 20
+    # The labels of the fake files cycle 0..9 in file order: the val split holds the tail's (4, 5, ..., 9).
+    np.testing.assert_array_equal(val["label"], np.arange(24, 30) % 10)
+    np.testing.assert_array_equal(train["label"], np.arange(24) % 10)
 
 
 def test_bad_arguments(tmp_path):
