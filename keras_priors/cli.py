@@ -16,7 +16,8 @@ import warnings
 from keras_priors import __version__
 
 #: The explainers ``explain --method`` accepts (``keras_priors.explain.registry.EXPLAINERS``; a test keeps them equal).
-EXPLAIN_METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "lcam")
+EXPLAIN_METHODS = ("cam", "gradcam", "gradcam++", "scorecam", "lcam", "layercam", "hirescam", "xgradcam", "eigencam",
+                   "ablationcam")
 
 
 class CLIError(Exception):

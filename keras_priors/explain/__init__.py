@@ -9,10 +9,14 @@ the model, so a new explainer of the same model, layer and method reuses it;
 ``run_eagerly=True`` runs op by op.
 """
 
+from keras_priors.explain.ablation_cam import AblationCAM
 from keras_priors.explain.base_cam import BaseCAM
 from keras_priors.explain.cam import CAM
+from keras_priors.explain.eigen_cam import EigenCAM
 from keras_priors.explain.grad_cam import GradCAM
 from keras_priors.explain.grad_cam_plus_plus import GradCAMPlusPlus
+from keras_priors.explain.hires_cam import HiResCAM
+from keras_priors.explain.layer_cam import LayerCAM
 from keras_priors.explain.lcam import LCAM, LCAMTrainer, lcam_objective
 from keras_priors.explain.metrics import (
     average_drop_increase_confidence,
@@ -24,6 +28,7 @@ from keras_priors.explain.overlay import overlay
 from keras_priors.explain.registry import EXPLAINERS, get_explainer
 from keras_priors.explain.resize_cam import resize_cam
 from keras_priors.explain.score_cam import ScoreCAM
+from keras_priors.explain.xgrad_cam import XGradCAM
 
 __all__ = [
     "BaseCAM",
@@ -31,6 +36,11 @@ __all__ = [
     "GradCAM",
     "GradCAMPlusPlus",
     "ScoreCAM",
+    "LayerCAM",
+    "HiResCAM",
+    "XGradCAM",
+    "EigenCAM",
+    "AblationCAM",
     "LCAM",
     "LCAMTrainer",
     "lcam_objective",

@@ -20,7 +20,8 @@ class BaseCAM:
     """Base class of the CAM family: ``explainer(images, targets=None) -> maps``.
 
     A subclass changes only how channel weights are computed
-    (:meth:`get_cam_weights`); the rest (finding the layer through nested models,
+    (:meth:`get_cam_weights`), or the whole pre-relu map (:meth:`get_cam_image`);
+    the rest (finding the layer through nested models,
     feature maps, gradients on TF or JAX, ``relu(sum_k w_k A_k)``, bilinear
     upsampling to image size, per-image min-max normalisation) is shared, as in
     pytorch-grad-cam's ``BaseCAM``.
@@ -110,6 +111,17 @@ class BaseCAM:
         """
         raise NotImplementedError
 
+    def get_cam_image(self, images, targets, activations, grads):
+        """The map before the relu, (B, h, w): ``sum_k w_k A_k`` with the weights of :meth:`get_cam_weights`.
+
+        The second hook, for methods whose map is not a weighted sum of the
+        channels (LayerCAM and HiResCAM weigh every cell, EigenCAM projects on
+        a principal component): they override this one instead. Written with
+        ``keras.ops``, like :meth:`get_cam_weights`.
+        """
+        weights = ops.cast(self.get_cam_weights(images, targets, activations, grads), "float32")
+        return ops.einsum("bhwk,bk->bhw", ops.cast(activations, "float32"), weights)
+
     # === Shared machinery ===
     def _check(self, images, targets):
         images = check_images(images, getattr(self.model, "input_shape", None))
@@ -142,10 +154,8 @@ class BaseCAM:
             if targets is None:
                 targets = np.argmax(ops.convert_to_numpy(logits), axis=-1).astype(np.int32)
             grads = None
-        weights = self.get_cam_weights(images, targets, acts, grads)
-        weights = np.asarray(ops.convert_to_numpy(weights), np.float32)
-        cam = np.einsum("bhwk,bk->bhw", acts, weights)
-        return np.maximum(cam, 0.0)
+        cam = self.get_cam_image(images, targets, acts, grads)
+        return np.maximum(np.asarray(ops.convert_to_numpy(cam), np.float32), 0.0)
 
     # === Compiled path ===
     def compiled_function(self, name, size, build, signature=None):
@@ -185,8 +195,7 @@ class BaseCAM:
     def _build_maps_fn(self, size):
         def maps_fn(x, targets):
             acts, grads, targets = self.graph_activations(x, targets)
-            weights = ops.cast(self.get_cam_weights(x, targets, acts, grads), "float32")
-            cam = ops.relu(ops.einsum("bhwk,bk->bhw", acts, weights))
+            cam = ops.relu(ops.cast(self.get_cam_image(x, targets, acts, grads), "float32"))
             return normalize_maps_tensor(resize_cam(cam, size))
 
         return maps_fn

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from keras_priors.explain.ablation_cam import AblationCAM
 from keras_priors.explain.cam import CAM
+from keras_priors.explain.eigen_cam import EigenCAM
 from keras_priors.explain.grad_cam import GradCAM
 from keras_priors.explain.grad_cam_plus_plus import GradCAMPlusPlus
+from keras_priors.explain.hires_cam import HiResCAM
+from keras_priors.explain.layer_cam import LayerCAM
 from keras_priors.explain.lcam import LCAM
 from keras_priors.explain.score_cam import ScoreCAM
+from keras_priors.explain.xgrad_cam import XGradCAM
 
 EXPLAINERS = {
     "cam": CAM,
@@ -14,12 +19,18 @@ EXPLAINERS = {
     "gradcam++": GradCAMPlusPlus,
     "scorecam": ScoreCAM,
     "lcam": LCAM,
+    "layercam": LayerCAM,
+    "hirescam": HiResCAM,
+    "xgradcam": XGradCAM,
+    "eigencam": EigenCAM,
+    "ablationcam": AblationCAM,
 }
 _ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++"}
 
 
 def get_explainer(name: str):
-    """The explainer class for ``name`` ("cam", "gradcam", "gradcam++", "scorecam", "lcam").
+    """The explainer class for ``name`` ("cam", "gradcam", "gradcam++", "scorecam", "lcam",
+    "layercam", "hirescam", "xgradcam", "eigencam", "ablationcam").
 
     Case, ``-`` and ``_`` are ignored ("Grad-CAM++" works).
 

@@ -1,0 +1,56 @@
+"""XGradCAM: channel weights are the activation-weighted average of the gradients."""
+
+from __future__ import annotations
+
+from keras import ops
+
+from keras_priors.explain.base_cam import BaseCAM
+
+
+class XGradCAM(BaseCAM):
+    """XGradCAM: ``w_k = sum_ij(g_kij A_kij) / (sum_ij A_kij + eps)``, ``g = d y_c / d A``.
+
+    Grad-CAM's plain spatial mean of the gradient is replaced by a mean
+    weighted by the normalised activation, the choice for which the map
+    satisfies the paper's sensitivity and conservation axioms best. ``eps``
+    is ``1e-7``, as pytorch-grad-cam's ``XGradCAM``. With a ``GAP -> Dense``
+    head (constant gradients per channel) the weights are ``W[k, c] / (h w)``
+    times ``sum A_k / (sum A_k + eps)``, i.e. Grad-CAM's weights except for
+    all-zero channels.
+
+    Args:
+        model: a functional/Sequential Keras classifier.
+        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
+        output: which model output (index or name); None = "logits" or the first.
+        use_logits: score the pre-softmax logit when the model ends with a softmax.
+        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
+        jit_compile: TensorFlow only: compile with XLA.
+
+    Example:
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        >>> maps = XGradCAM(model)(images)   # the predicted classes
+        >>> maps.shape
+        (2, 16, 16)
+
+    Reference:
+        Fu et al., "Axiom-based Grad-CAM: Towards Accurate Visualization and
+        Explanation of CNNs", BMVC 2020.
+    """
+
+    uses_gradients = True
+
+    def cache_config(self):
+        """Nothing besides the model, layer and output changes the compiled functions."""
+        return ()
+
+    def get_cam_weights(self, images, targets, activations, grads, eps: float = 1e-7):
+        activations = ops.convert_to_tensor(activations)
+        total = ops.sum(activations, axis=(1, 2))
+        return ops.sum(ops.convert_to_tensor(grads) * activations, axis=(1, 2)) / (total + eps)

@@ -1,0 +1,235 @@
+"""LayerCAM, HiResCAM, XGradCAM, EigenCAM and Ablation-CAM against their papers' definitions.
+
+The hand-computed model: the explained feature map is the image itself (an identity ``Activation``
+after the input) and the head is ``Flatten -> Dense``, so the score is ``y_c = sum_ijk W[ijk, c] x_ijk + b_c``
+and its gradient w.r.t. the feature map is ``W[:, c]`` reshaped to the image: every definition is a few
+lines of numpy. The map is at image resolution, so the upsampling is the identity.
+"""
+
+import keras
+import numpy as np
+import pytest
+
+from keras_priors.explain import AblationCAM, EigenCAM, GradCAM, HiResCAM, LayerCAM, XGradCAM, get_explainer
+from keras_priors.explain._utils import normalize_maps
+
+SIZE, CH, CLASSES = 6, 4, 3
+
+
+def linear_head_model(seed=0):
+    inp = keras.Input((SIZE, SIZE, CH))
+    feat = keras.layers.Activation("linear", name="feat")(inp)
+    out = keras.layers.Dense(CLASSES, name="logits")(keras.layers.Flatten()(feat))
+    model = keras.Model(inp, out)
+    rng = np.random.default_rng(seed)
+    model.get_layer("logits").set_weights([rng.normal(size=(SIZE * SIZE * CH, CLASSES)).astype("float32"),
+                                           rng.normal(size=CLASSES).astype("float32")])
+    return model
+
+
+def inputs(b=4, seed=1):
+    # Mixed signs: the relus and the (y - y_k) / y normalisation are all exercised.
+    return np.random.default_rng(seed).normal(size=(b, SIZE, SIZE, CH)).astype("float32")
+
+
+def grads_of(model, targets):
+    """d y_c / d A: the Dense kernel's column of each target, as (B, H, W, K)."""
+    kernel = model.get_layer("logits").get_weights()[0]
+    return np.stack([kernel[:, t].reshape(SIZE, SIZE, CH) for t in targets])
+
+
+def scores_of(model, x, targets):
+    kernel, bias = model.get_layer("logits").get_weights()
+    logits = x.reshape(len(x), -1) @ kernel + bias
+    return logits[np.arange(len(x)), targets], logits
+
+
+def expected(cam):
+    return normalize_maps(np.maximum(cam, 0.0))
+
+
+def both_paths(cls, model, x, targets, **kw):
+    """(compiled maps, eager maps) for ``targets``."""
+    return cls(model, **kw)(x, targets), cls(model, run_eagerly=True, **kw)(x, targets)
+
+
+TARGETS = [None, np.array([2, 0, 1, 2])]
+
+
+def resolved(model, x, targets):
+    return scores_of(model, x, np.zeros(len(x), int))[1].argmax(-1) if targets is None else targets
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("targets", TARGETS, ids=["predicted", "given"])
+def test_layercam_is_relu_grad_times_activation(targets):
+    model, x = linear_head_model(), inputs()
+    g = grads_of(model, resolved(model, x, targets))
+    want = expected((np.maximum(g, 0.0) * x).sum(-1))
+    for maps in both_paths(LayerCAM, model, x, targets):
+        np.testing.assert_allclose(maps, want, atol=1e-5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("targets", TARGETS, ids=["predicted", "given"])
+def test_hirescam_is_grad_times_activation(targets):
+    model, x = linear_head_model(), inputs()
+    t = resolved(model, x, targets)
+    g = grads_of(model, t)
+    want = expected((g * x).sum(-1))
+    for maps in both_paths(HiResCAM, model, x, targets):
+        np.testing.assert_allclose(maps, want, atol=1e-5)
+    # Its defining property on a linear head: the pre-relu map sums to the score minus the bias.
+    ex = HiResCAM(model, run_eagerly=True)
+    acts, grads, _ = ex.activations_and_grads(x, t)
+    cam = np.asarray(keras.ops.convert_to_numpy(ex.get_cam_image(x, t, acts, grads)))
+    bias = model.get_layer("logits").get_weights()[1]
+    np.testing.assert_allclose(cam.sum(axis=(1, 2)), scores_of(model, x, t)[0] - bias[t], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("targets", TARGETS, ids=["predicted", "given"])
+def test_xgradcam_weights_are_activation_weighted_gradients(targets):
+    model = linear_head_model()
+    x = np.abs(inputs())  # XGradCAM's normalisation divides by sum_ij A_k: post-relu maps, as in the paper
+    t = resolved(model, x, targets)
+    g = grads_of(model, t)
+    weights = (g * x).sum(axis=(1, 2)) / (x.sum(axis=(1, 2)) + 1e-7)
+    ex = XGradCAM(model, run_eagerly=True)
+    acts, grads, _ = ex.activations_and_grads(x, t)
+    np.testing.assert_allclose(np.asarray(keras.ops.convert_to_numpy(ex.get_cam_weights(x, t, acts, grads))),
+                               weights, rtol=1e-5, atol=1e-6)
+    want = expected(np.einsum("bhwk,bk->bhw", x, weights))
+    for maps in both_paths(XGradCAM, model, x, targets):
+        np.testing.assert_allclose(maps, want, atol=1e-5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("targets", TARGETS, ids=["predicted", "given"])
+def test_ablationcam_weights_are_relative_score_drops(targets):
+    model, x = linear_head_model(), inputs()
+    if targets is not None:  # class 0 gets a negative score on every image: a negative score to divide by
+        kernel, bias = model.get_layer("logits").get_weights()
+        model.get_layer("logits").set_weights([kernel, bias - np.array([100.0, 0.0, 0.0], "float32")])
+        targets = np.array([0, 0, 1, 2])
+    t = resolved(model, x, targets)
+    y, _ = scores_of(model, x, t)
+    if targets is not None:
+        assert (y < 0).any() and (y > 0).any()  # both signs of the normalisation are exercised
+    g = grads_of(model, t)
+    # Zeroing channel k of a linear head removes exactly its contribution sum_ij W[ijk, c] x_ijk.
+    y_k = y[:, None] - (g * x).sum(axis=(1, 2))
+    weights = (y[:, None] - y_k) / y[:, None]
+    want = expected(np.einsum("bhwk,bk->bhw", x, weights))
+    for batch_size in (3, 64):  # chunks that split an image's channels, and all pairs of the batch at once
+        for maps in both_paths(AblationCAM, model, x, targets, batch_size=batch_size):
+            np.testing.assert_allclose(maps, want, atol=1e-5)
+
+
+@pytest.mark.parity
+def test_ablationcam_ablates_through_a_nonlinear_tail():
+    # The score of each ablated copy is checked against a forward pass of the model on that copy.
+    inp = keras.Input((SIZE, SIZE, CH))
+    feat = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="feat")(inp)
+    h = keras.layers.Conv2D(6, 1, activation="relu", name="tail")(feat)
+    out = keras.layers.Dense(CLASSES, name="logits")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    trunk = keras.Model(inp, feat)
+    tail_in = keras.Input((SIZE, SIZE, 5))
+    tail = keras.Model(tail_in, model.get_layer("logits")(keras.layers.GlobalAveragePooling2D()(
+        model.get_layer("tail")(tail_in))))
+    x = np.abs(inputs(2))
+    targets = np.array([1, 2])
+    acts = np.asarray(trunk(x))
+    ex = AblationCAM(model, layer="feat", batch_size=4, run_eagerly=True)
+    weights = ex.get_cam_weights(x, targets, acts, None)
+    for b in range(2):
+        y = np.asarray(tail(acts[b:b + 1]))[0, targets[b]]
+        for k in range(5):
+            ablated = acts[b:b + 1].copy()
+            ablated[..., k] = 0.0
+            y_k = np.asarray(tail(ablated))[0, targets[b]]
+            np.testing.assert_allclose(weights[b, k], (y - y_k) / y, rtol=1e-4, atol=1e-5)
+    compiled = AblationCAM(model, layer="feat", batch_size=4)(x, targets)
+    np.testing.assert_allclose(compiled, AblationCAM(model, layer="feat", run_eagerly=True)(x, targets), atol=1e-5)
+
+
+def _eigen_reference(acts):
+    """pytorch-grad-cam's get_2d_projection (numpy SVD of the centred cells x channels matrix), sign fixed."""
+    out = []
+    for a in acts:
+        flat = a.reshape(-1, a.shape[-1]).astype(np.float64)
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=False)
+        proj = flat @ vt[0]
+        proj = proj * (1.0 if proj[np.argmax(np.abs(proj))] >= 0 else -1.0)
+        out.append(proj.reshape(a.shape[:2]))
+    return np.stack(out).astype(np.float32)
+
+
+@pytest.mark.parity
+def test_eigencam_of_a_rank_one_map_is_its_spatial_factor():
+    # A = u v^T + c: centred, it is (u - mean u) v^T, whose first principal direction is v / |v|; the
+    # projection is (u - mean u) |v|, oriented so that the cell of largest magnitude (the peak of u) is positive.
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=(2, SIZE * SIZE))
+    u[0, 8], u[1, 20] = 5.0, 4.0
+    v = rng.normal(size=(2, CH))
+    x = (u[:, :, None] * v[:, None, :] + 0.3).reshape(2, SIZE, SIZE, CH).astype("float32")
+    want = expected((u - u.mean(axis=1, keepdims=True)).reshape(2, SIZE, SIZE))
+    model = linear_head_model()
+    for maps in both_paths(EigenCAM, model, x, None):
+        np.testing.assert_allclose(maps, want, atol=1e-5)
+        assert maps[0].reshape(-1).argmax() == 8 and maps[1].reshape(-1).argmax() == 20
+
+
+@pytest.mark.parity
+def test_eigencam_is_the_first_principal_component_and_ignores_the_class():
+    model, x = linear_head_model(), inputs()
+    want = expected(_eigen_reference(x))
+    for maps in both_paths(EigenCAM, model, x, None):
+        np.testing.assert_allclose(maps, want, atol=1e-4)
+    np.testing.assert_allclose(EigenCAM(model)(x, targets=2), want, atol=1e-4)
+    # The sign is fixed: the same map for the negated activations' mirror (-A projects to the same cells).
+    np.testing.assert_allclose(EigenCAM(model)(-x), want, atol=1e-4)
+
+
+def test_layercam_matches_tf_keras_vis():
+    tkv = pytest.importorskip("tf_keras_vis")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf-keras-vis runs on TensorFlow only")
+    from tf_keras_vis.layercam import Layercam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="c1")(inp)
+    x = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="c2")(x)
+    out = keras.layers.Dense(CLASSES, name="logits")(keras.layers.Flatten()(x))
+    model = keras.Model(inp, out)
+    images = np.random.default_rng(2).uniform(size=(3, 8, 8, 3)).astype("float32")
+    targets = [2, 0, 1]
+    theirs = Layercam(model, clone=True)(CategoricalScore(targets), images, penultimate_layer="c2",
+                                         expand_cam=False, normalize_cam=False)
+    theirs = np.asarray(theirs, np.float32)
+    assert theirs.shape == (3, 8, 8) and theirs.max() > 0, tkv.__version__
+    ex = LayerCAM(model, layer="c2", run_eagerly=True)
+    np.testing.assert_allclose(ex.raw_maps(images, np.array(targets)), theirs, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(LayerCAM(model, layer="c2")(images, targets), normalize_maps(theirs), atol=1e-5)
+
+
+def test_hirescam_and_xgradcam_equal_gradcam_on_a_gap_head():
+    from explain._models import flat_model, images
+
+    model, x = flat_model(), images(3)
+    reference = GradCAM(model)(x, targets=[0, 1, 2])
+    for cls in (HiResCAM, XGradCAM):
+        np.testing.assert_allclose(cls(model)(x, targets=[0, 1, 2]), reference, atol=1e-5)
+
+
+def test_registry_and_bad_arguments():
+    for name, cls in (("LayerCAM", LayerCAM), ("HiResCAM", HiResCAM), ("XGrad-CAM", XGradCAM),
+                      ("Eigen-CAM", EigenCAM), ("Ablation-CAM", AblationCAM)):
+        assert get_explainer(name) is cls
+    with pytest.raises(ValueError, match=r"`batch_size`.*Received: batch_size=0"):
+        AblationCAM(linear_head_model(), batch_size=0)
