@@ -1,9 +1,10 @@
 """Speed of keras_priors.explain on one model, batch and machine, in one run.
 
     python benchmarks/explain_speed.py [--quick] [--backend tensorflow|jax] [--jit-compile]
+                                       [--model conv3|resnet_tiny] [--batch N] [--size N]
 
-Times our CAM, L-CAM (inference), Grad-CAM, Grad-CAM++ and Score-CAM (compiled,
-the default) against a compiled forward pass of the same model on the same batch
+Times our CAM, L-CAM (inference), Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM,
+HiResCAM, XGradCAM, EigenCAM and Ablation-CAM (compiled, the default) against a compiled forward pass of the same model on the same batch
 (``tf.function(model)`` / ``jax.jit`` of ``model.stateless_call``: what
 ``model.predict`` runs per batch), ``model.predict`` itself and an eager
 ``model(x)``, and against tf-keras-vis's Grad-CAM / Grad-CAM++ / Score-CAM (same
@@ -12,7 +13,11 @@ Explainers are built once, as tf-keras-vis's are; their first call (tracing and
 compilation) is reported apart. Timings are interleaved in rounds (see
 ``benchmarks/_common.py``; fast methods several calls per round, Score-CAM one),
 ratios are paired within a round, and the median over rounds is printed, with
-the targets of issue #5 checked at the end. About 2-3 minutes on 2 CPU cores.
+the targets of issues #5 and #16 checked at the end (#16: each new explainer
+within 1.2x Grad-CAM's time, Ablation-CAM apart: it runs the tail of the model
+once per channel). About 2-3 minutes on 2 CPU cores. ``--model resnet_tiny``
+explains the zoo's resnet_tiny classifier (its default layer, the feature map
+its head reads) instead of the 3-conv model; tf-keras-vis then does not run.
 
 Two profiling rows explain the Score-CAM ratio: the masked forward passes
 alone (B x K images through a compiled forward, ``batch_size`` at a time), the
@@ -46,7 +51,18 @@ select_backend()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_priors.explain import CAM, LCAM, GradCAM, GradCAMPlusPlus, ScoreCAM  # noqa: E402
+from keras_priors.explain import (  # noqa: E402
+    CAM,
+    LCAM,
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
 
 SLOW_BASE = "forward (compiled), timed with Score-CAM"
 TKV = {"Grad-CAM": "tkv Grad-CAM", "Grad-CAM++": "tkv Grad-CAM++", "Score-CAM (all channels)": "tkv Score-CAM"}
@@ -60,7 +76,14 @@ TARGETS = [
     ("L-CAM (inference)", "model.predict", 1.2),
     ("CAM", "forward (compiled)", 1.2),
     ("L-CAM (inference)", "forward (compiled)", 1.2),
+    # issue #16: the new CAM family against Grad-CAM on the same batch (paired within the fast rounds).
+    ("LayerCAM", "Grad-CAM", 1.2),
+    ("HiResCAM", "Grad-CAM", 1.2),
+    ("XGradCAM", "Grad-CAM", 1.2),
+    ("EigenCAM", "Grad-CAM", 1.2),
 ]
+#: Timed with the slow rows, so compared with Grad-CAM by the ratio of the medians (not paired), no target.
+UNPAIRED = [("Ablation-CAM", "Grad-CAM"), ("Score-CAM (all channels)", "Grad-CAM")]
 FLOOR = "profile: B*K masked forwards (compiled)"
 
 
@@ -96,9 +119,11 @@ def compiled_forward(model, jit_compile=False):
     return lambda x: fn(x if tf.is_tensor(x) else tf.convert_to_tensor(x)).numpy()
 
 
-def tf_keras_vis_steps(model, x, targets, score_cam_batch, channels):
+def tf_keras_vis_steps(model, x, targets, score_cam_batch, channels, model_name="conv3"):
     """``{row: callable}`` for tf-keras-vis, or ``{row: "why not"}``."""
     names = list(TKV.values())
+    if model_name != "conv3":
+        return {n: "n/a (--model conv3 only)" for n in names}, None
     if keras.backend.backend() != "tensorflow":
         return {n: "n/a (TensorFlow backend only)" for n in names}, None
     try:
@@ -132,27 +157,46 @@ def main():
     parser.add_argument("--rounds", type=int, default=None, help="rounds for the fast methods (default 10)")
     parser.add_argument("--calls", type=int, default=5, help="calls per round for the fast methods")
     parser.add_argument("--slow-rounds", type=int, default=None, help="rounds for Score-CAM (default 3)")
+    parser.add_argument("--model", choices=["conv3", "resnet_tiny"], default="conv3",
+                        help="the 3-conv model (default) or the zoo's resnet_tiny classifier")
+    parser.add_argument("--batch", type=int, default=None, help="images per call (default 16, --quick 4)")
+    parser.add_argument("--size", type=int, default=None, help="image size (default 64, --quick 32)")
     args = parser.parse_args()
     load_at_start = load_average()
     size, batch, rounds, slow_rounds = (32, 4, 3, 2) if args.quick else (64, 16, 10, 3)
+    size, batch = args.size or size, args.batch or batch
     rounds, slow_rounds, calls = args.rounds or rounds, args.slow_rounds or slow_rounds, args.calls
     classes, channels, score_cam_batch = 10, 64, 64
     keras.utils.set_random_seed(0)
-    model = build_model(size, classes)
+    if args.model == "resnet_tiny":
+        import keras_priors as kp
+
+        model = kp.zoo.logits_classifier(kp.zoo.build("resnet_tiny", num_classes=classes,
+                                                      input_shape=(size, size, 3)))
+        layer = None  # the feature map the CAM head reads
+    else:
+        model = build_model(size, classes)
+        layer = "conv2"
     x = np.random.default_rng(0).uniform(size=(batch, size, size, 3)).astype("float32")
     targets = np.arange(batch) % classes
 
-    lcam = LCAM(model, variant="Fm", layer="conv2", jit_compile=args.jit_compile)
+    lcam = LCAM(model, variant="Fm", layer=layer, jit_compile=args.jit_compile)
     lcam.fit(x, targets, epochs=1, batch_size=batch, verbose=0)
     jit = {"jit_compile": args.jit_compile}
     explainers = {
         "CAM": CAM(model, **jit),
         "L-CAM (inference)": lcam,
-        "Grad-CAM": GradCAM(model, layer="conv2", **jit),
-        "Grad-CAM++": GradCAMPlusPlus(model, layer="conv2", **jit),
-        "Score-CAM (all channels)": ScoreCAM(model, layer="conv2", batch_size=score_cam_batch, **jit),
-        "Score-CAM (max_n=16)": ScoreCAM(model, layer="conv2", batch_size=score_cam_batch, max_n=16, **jit),
+        "Grad-CAM": GradCAM(model, layer=layer, **jit),
+        "Grad-CAM++": GradCAMPlusPlus(model, layer=layer, **jit),
+        "LayerCAM": LayerCAM(model, layer=layer, **jit),
+        "HiResCAM": HiResCAM(model, layer=layer, **jit),
+        "XGradCAM": XGradCAM(model, layer=layer, **jit),
+        "EigenCAM": EigenCAM(model, layer=layer, **jit),
+        "Ablation-CAM": AblationCAM(model, layer=layer, **jit),
+        "Score-CAM (all channels)": ScoreCAM(model, layer=layer, batch_size=score_cam_batch, **jit),
+        "Score-CAM (max_n=16)": ScoreCAM(model, layer=layer, batch_size=score_cam_batch, max_n=16, **jit),
     }
+    channels = int(explainers["Grad-CAM"].target_layer.output.shape[-1])
     forward = compiled_forward(model)
     # Score-CAM's floor: the B x K masked images through the compiled forward, score_cam_batch at a time.
     masked = np.repeat(x, channels, axis=0) * np.random.default_rng(1).uniform(size=(batch * channels, size, size, 1)
@@ -167,7 +211,7 @@ def main():
     masked_chunks = [keras.ops.convert_to_tensor(masked[i:i + score_cam_batch])
                      for i in range(0, len(masked), score_cam_batch)]
     steps["profile: B*K masked forwards (compiled)"] = lambda: [forward(c) for c in masked_chunks]
-    tkv_steps, tkv_version = tf_keras_vis_steps(model, x, targets, score_cam_batch, channels)
+    tkv_steps, tkv_version = tf_keras_vis_steps(model, x, targets, score_cam_batch, channels, args.model)
     not_run = {k: v for k, v in tkv_steps.items() if isinstance(v, str)}
     steps.update({k: v for k, v in tkv_steps.items() if not isinstance(v, str)})
     if tkv_version:
@@ -176,7 +220,7 @@ def main():
 
     # Two groups, each interleaved: the fast calls (tens of ms) several times per round so that one
     # measurement is long enough to survive a shared machine's noise; Score-CAM and the profiles once.
-    slow = [k for k in steps if k.startswith(("Score-CAM", "profile", "tkv Score-CAM"))]
+    slow = [k for k in steps if k.startswith(("Score-CAM", "Ablation-CAM", "profile", "tkv Score-CAM"))]
     slow_group = {SLOW_BASE: steps["forward (compiled)"], **{k: steps[k] for k in slow}}
     groups = [({k: v for k, v in steps.items() if k not in slow}, rounds, calls), (slow_group, slow_rounds, 1)]
     steps[SLOW_BASE] = steps["forward (compiled)"]
@@ -212,19 +256,26 @@ def main():
     print("\n".join(machine_lines(load_at_start)))
     print(f"- tf-keras-vis {tkv_version or 'not run'}; our explainers compiled"
           f"{' with XLA' if args.jit_compile else ''} ({keras.backend.backend()}), built once")
-    print(f"- model: 3 conv layers (16/32/64 ch) + GAP + Dense({classes}), input {size}x{size}x3, batch {batch}; "
-          f"Grad-CAM/Score-CAM on conv2 ({channels} channels), Score-CAM {score_cam_batch} masked images per "
+    described = (f"3 conv layers (16/32/64 ch) + GAP + Dense({classes})" if args.model == "conv3"
+                 else f"zoo resnet_tiny classifier ({classes} classes)")
+    where = f"on {'/'.join(explainers['Grad-CAM'].path)} ({channels} channels)"
+    print(f"- model: {described}, input {size}x{size}x3, batch {batch}; "
+          f"explainers {where}, Ablation-CAM 128 ablated maps per forward, Score-CAM {score_cam_batch} masked images per "
           f"forward; median (25th-75th percentile) over interleaved rounds: {rounds} rounds of {calls} calls for "
           f"the fast rows, {slow_rounds} rounds of 1 call for Score-CAM and the profiles\n")
     print(markdown_table(["method", "first call (ms)", "time (ms)", "x compiled forward", "time / tf-keras-vis",
                           "throughput vs tf-keras-vis"], rows))
-    print("\nTargets (issue #5):\n")
+    print("\nTargets (issues #5, #16):\n")
     for name, ref, limit in TARGETS:
         if name in per_round and ref in per_round:
             r = quantiles(paired_ratios(per_round, name, ref))[1]
             print(f"- {name} / {ref}: {r:.2f} (target <= {limit}): {'met' if r <= limit else 'MISSED'}")
         else:
             print(f"- {name} / {ref}: not measured")
+    for name, ref in UNPAIRED:
+        if name in per_round and ref in per_round:
+            r = quantiles(per_round[name])[1] / quantiles(per_round[ref])[1]
+            print(f"- {name} / {ref}: {r:.1f} (ratio of medians, timed in different groups; no target)")
     if FLOOR in per_round and "tkv Score-CAM" in per_round:
         # Any Score-CAM has to run the B x K masked images through the model: with nothing else to do, it
         # could at best reach this multiple of tf-keras-vis's throughput on this model and machine.

@@ -76,7 +76,8 @@ def test_explain_help_lists_every_registered_method(capsys):
     assert sorted(EXPLAIN_METHODS) == sorted(EXPLAINERS)
     assert main(["explain", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "cam, gradcam, gradcam++, scorecam, lcam (default: gradcam)" in out
+    assert ("cam, gradcam, gradcam++, scorecam, lcam, layercam, hirescam, xgradcam, eigencam, ablationcam "
+            "(default: gradcam)") in out
 
 
 def test_version(capsys):
@@ -152,7 +153,8 @@ def test_explain_bad_method_and_missing_images(capsys, tmp_path):
     (tmp_path / "imgs").mkdir()
     one_line_error(capsys, main(["explain", "--model", "m.keras", "--images", str(tmp_path / "imgs"),
                                  "--method", "foo", "--out", str(tmp_path / "o")]), 1,
-                   "--method: Expected one of ['cam', 'gradcam', 'gradcam++', 'scorecam', 'lcam']. Received: 'foo'")
+                   "--method: Expected one of ['cam', 'gradcam', 'gradcam++', 'scorecam', 'lcam', 'layercam', "
+                   "'hirescam', 'xgradcam', 'eigencam', 'ablationcam']. Received: 'foo'")
     one_line_error(capsys, main(["explain", "--model", "m.keras", "--images", str(tmp_path / "nope.png")]), 1,
                    "--images: Expected an image file or a folder of images.", "nope.png', no such file or folder")
 

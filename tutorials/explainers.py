@@ -1,9 +1,9 @@
 """
-Title: Explainers and their metrics: CAM, Grad-CAM, Grad-CAM++, Score-CAM and L-CAM
+Title: Explainers and their metrics: CAM, Grad-CAM(++), Score-CAM, L-CAM and the LayerCAM family
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
-Description: See what a classifier looks at with five saliency methods, and score the maps with Average Drop, Increase in Confidence, deletion/insertion, energy in the object mask and the pointing game.
+Last modified: 2026/12/02
+Description: See what a classifier looks at with ten saliency methods, and score the maps with Average Drop, Increase in Confidence, deletion/insertion, energy in the object mask and the pointing game.
 Accelerator: None
 """
 
@@ -77,7 +77,7 @@ predicted = np.asarray(classifier(images)).argmax(-1)
 print(f"accuracy on the {len(labels)} explained test images: {float((predicted == labels).mean()):.3f}")
 
 """
-## Five explainers
+## Ten explainers
 
 * **CAM**: the zoo head is a `CAMHead` (logits = mean of the CAM + bias), so
   the model's own `cam` output *is* the class activation map; we read it with
@@ -88,6 +88,13 @@ print(f"accuracy on the {len(labels)} explained test images: {float((predicted =
   masked by each channel (no gradients, one forward pass per channel).
 * **L-CAM**: a 1x1 attention module trained on the frozen classifier; one
   forward pass at inference. It needs its own (short) training.
+* **LayerCAM / HiResCAM**: every cell weighted by its own gradient (LayerCAM
+  keeps only positive gradients); **XGradCAM**: channel weights are the
+  activation-weighted mean gradient. One backward pass each, like Grad-CAM.
+* **EigenCAM**: the feature map projected on its first principal component;
+  no gradients and no class (the same map for every target).
+* **Ablation-CAM**: channel weights are the relative drop of the class score
+  when the channel is zeroed; one pass of the head per channel, batched.
 """
 
 _, cam_pred, _ = kp.callbacks.class_maps(model, {"image": images, "label": predicted})
@@ -97,6 +104,11 @@ maps = {"CAM": np.where(high > low, (cam_pred - low) / np.maximum(high - low, 1e
 maps["Grad-CAM"] = kp.explain.GradCAM(classifier)(images)
 maps["Grad-CAM++"] = kp.explain.GradCAMPlusPlus(classifier)(images)
 maps["Score-CAM"] = kp.explain.ScoreCAM(classifier, batch_size=64)(images)
+maps["LayerCAM"] = kp.explain.LayerCAM(classifier)(images)
+maps["HiResCAM"] = kp.explain.HiResCAM(classifier)(images)
+maps["XGradCAM"] = kp.explain.XGradCAM(classifier)(images)
+maps["EigenCAM"] = kp.explain.EigenCAM(classifier)(images)
+maps["Ablation-CAM"] = kp.explain.AblationCAM(classifier)(images)
 lcam = kp.explain.LCAM(classifier, variant="Fm")
 lcam.fit(images if FAST else test_np["image"], labels, epochs=1 if FAST else 5, batch_size=16, verbose=2)
 maps["L-CAM"] = lcam(images, targets=predicted)
@@ -165,5 +177,9 @@ for any convolutional classifier and costs one backward pass; Grad-CAM++
 weighs pixels by higher-order gradient terms and often covers several
 instances better. Score-CAM needs no gradients but one forward pass per
 channel (slow for wide layers). L-CAM costs a short training run, then one
-forward pass. Measure on your own data, as above, before trusting one.
+forward pass. LayerCAM, HiResCAM and XGradCAM cost what Grad-CAM costs;
+HiResCAM's map sums to the class score on a linear head, LayerCAM keeps finer
+detail on early layers. EigenCAM is class-agnostic: it shows what the layer
+responds to most, not the evidence for one class. Ablation-CAM runs the head
+once per channel (cheap when the layer is the last one). Measure on your own data, as above, before trusting one.
 """

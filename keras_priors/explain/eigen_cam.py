@@ -14,7 +14,8 @@ class EigenCAM(BaseCAM):
     is centred (each channel's spatial mean subtracted, as pytorch-grad-cam's
     ``get_2d_projection`` does: without it the first component is mostly the
     mean) and projected on its first principal direction ``v_1`` (first row of
-    ``V^T`` in its SVD). No gradients and no class: the map is the same for
+    ``V^T`` in its SVD, computed as the top eigenvector of the smaller Gram
+    matrix). No gradients and no class: the map is the same for
     every target (``targets`` are accepted and ignored).
 
     The sign of a singular vector is arbitrary (pytorch-grad-cam keeps
@@ -60,12 +61,18 @@ class EigenCAM(BaseCAM):
 
     def get_cam_image(self, images, targets, activations, grads):
         acts = ops.cast(ops.convert_to_tensor(activations), "float32")
-        shape = ops.shape(acts)
-        h, w, k = shape[1], shape[2], shape[3]
+        h, w, k = (int(d) for d in acts.shape[1:])
         flat = ops.reshape(acts, (-1, h * w, k))
         flat = flat - ops.mean(flat, axis=1, keepdims=True)
-        _, _, vh = ops.svd(flat, full_matrices=False)
-        proj = ops.einsum("bnk,bk->bn", flat, vh[:, 0, :])  # (B, h w)
+        # The first right singular vector of X is the top eigenvector of X^T X (K x K); when there are fewer
+        # cells than channels, X v_1 = s_1 u_1 comes from X X^T (hw x hw) instead. eigh of the smaller Gram
+        # matrix costs a fraction of an SVD of X (TF, 2 CPU cores, (8, 64, 64): 4 ms against 11 ms).
+        if k <= h * w:
+            _, vecs = ops.eigh(ops.einsum("bnk,bnm->bkm", flat, flat))
+            proj = ops.einsum("bnk,bk->bn", flat, vecs[:, :, -1])  # (B, h w)
+        else:
+            values, vecs = ops.eigh(ops.einsum("bnk,bmk->bnm", flat, flat))
+            proj = vecs[:, :, -1] * ops.sqrt(ops.maximum(values[:, -1:], 0.0))
         peak = ops.take_along_axis(proj, ops.expand_dims(ops.argmax(ops.abs(proj), axis=1), -1), axis=1)
         proj = proj * ops.where(peak < 0, -1.0, 1.0)
         return ops.reshape(proj, (-1, h, w))

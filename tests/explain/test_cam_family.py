@@ -218,6 +218,7 @@ def test_layercam_matches_tf_keras_vis():
     np.testing.assert_allclose(LayerCAM(model, layer="c2")(images, targets), normalize_maps(theirs), atol=1e-5)
 
 
+@pytest.mark.parity
 def test_hirescam_and_xgradcam_equal_gradcam_on_a_gap_head():
     from explain._models import flat_model, images
 
@@ -233,3 +234,15 @@ def test_registry_and_bad_arguments():
         assert get_explainer(name) is cls
     with pytest.raises(ValueError, match=r"`batch_size`.*Received: batch_size=0"):
         AblationCAM(linear_head_model(), batch_size=0)
+
+
+@pytest.mark.parity
+def test_eigencam_with_more_channels_than_cells():
+    # 2 x 2 cells, 6 channels: the projection comes from the cells' Gram matrix instead of the channels'.
+    inp = keras.Input((2, 2, 6))
+    feat = keras.layers.Activation("linear", name="feat")(inp)
+    model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(feat)))
+    x = np.random.default_rng(3).normal(size=(3, 2, 2, 6)).astype("float32")
+    want = expected(_eigen_reference(x))
+    for maps in both_paths(EigenCAM, model, x, None):
+        np.testing.assert_allclose(maps, want, atol=1e-4)

@@ -5,7 +5,18 @@ import numpy as np
 import pytest
 from explain._models import flat_model, images, nested_model
 
-from keras_priors.explain import CAM, LCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
+from keras_priors.explain import (
+    CAM,
+    LCAM,
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+)
 
 
 def both(make, x, targets):
@@ -27,11 +38,18 @@ MAKERS = {
     "gradcam++_inner": lambda m, **kw: GradCAMPlusPlus(m, layer=_inner(m), **kw),
     "scorecam": lambda m, **kw: ScoreCAM(m, batch_size=3, **kw),
     "scorecam_max_n": lambda m, **kw: ScoreCAM(m, batch_size=4, max_n=2, **kw),
+    "layercam_inner": lambda m, **kw: LayerCAM(m, layer=_inner(m), **kw),
+    "hirescam_inner": lambda m, **kw: HiResCAM(m, layer=_inner(m), **kw),
+    "xgradcam": lambda m, **kw: XGradCAM(m, **kw),
+    "eigencam": lambda m, **kw: EigenCAM(m, **kw),
+    "ablationcam": lambda m, **kw: AblationCAM(m, batch_size=5, **kw),
+    "ablationcam_inner": lambda m, **kw: AblationCAM(m, layer=_inner(m), batch_size=5, **kw),
 }
 # The nested model's inner layer is the "Graph disconnected" case of tf-keras-vis; on JAX (parity) a
 # subset runs, every method once, to keep the JAX run short (each case compiles its own functions).
 PARITY = {("nested", "cam"), ("nested", "gradcam_inner"), ("nested", "gradcam++_inner"), ("flat", "gradcam"),
-          ("nested", "scorecam_max_n"), ("flat", "scorecam")}
+          ("nested", "scorecam_max_n"), ("flat", "scorecam"), ("nested", "layercam_inner"),
+          ("nested", "hirescam_inner"), ("flat", "xgradcam"), ("nested", "eigencam"), ("nested", "ablationcam_inner")}
 CASES = [
     pytest.param(builder, name, marks=[pytest.mark.parity] if (tag, name) in PARITY else [], id=f"{tag}-{name}")
     for tag, builder in (("flat", flat_model), ("nested", nested_model))

@@ -9,7 +9,18 @@ import numpy as np
 import pytest
 from explain._models import flat_model, images, nested_model
 
-from keras_priors.explain import CAM, GradCAM, GradCAMPlusPlus, ScoreCAM, get_explainer
+from keras_priors.explain import (
+    CAM,
+    AblationCAM,
+    EigenCAM,
+    GradCAM,
+    GradCAMPlusPlus,
+    HiResCAM,
+    LayerCAM,
+    ScoreCAM,
+    XGradCAM,
+    get_explainer,
+)
 from keras_priors.explain._compile import SHARED_ATTR
 
 
@@ -53,11 +64,19 @@ def test_shared_only_between_equal_configurations():
         GradCAMPlusPlus(model, alpha_normalization="none")._compiled,
         CAM(model)._compiled,
         ScoreCAM(model)._compiled,
+        LayerCAM(model)._compiled,
+        HiResCAM(model)._compiled,
+        XGradCAM(model)._compiled,
+        EigenCAM(model)._compiled,
+        AblationCAM(model)._compiled,
         GradCAM(nested_model())._compiled,  # another model
     ]
     ids = [id(d) for d in [same[0]] + others]
     assert len(set(ids)) == len(ids)
     assert ScoreCAM(model, batch_size=3, max_n=2)._compiled is ScoreCAM(model)._compiled  # act outside the functions
+    assert AblationCAM(model, batch_size=3)._compiled is AblationCAM(model)._compiled
+    for cls in (LayerCAM, HiResCAM, XGradCAM, EigenCAM):
+        assert cls(model)._compiled is cls(model)._compiled
 
 
 def test_a_subclass_that_does_not_declare_its_configuration_compiles_per_instance():
@@ -81,7 +100,8 @@ def test_a_subclass_that_does_not_declare_its_configuration_compiles_per_instanc
 def test_the_model_is_freed_with_its_explainers():
     model = flat_model()
     x = images(2)
-    for make in (GradCAM, GradCAMPlusPlus, CAM, lambda m: ScoreCAM(m, batch_size=2)):
+    for make in (GradCAM, GradCAMPlusPlus, CAM, lambda m: ScoreCAM(m, batch_size=2), LayerCAM, EigenCAM,
+                 lambda m: AblationCAM(m, batch_size=3)):
         make(model)(x)
     assert SHARED_ATTR in vars(model)
     ref = weakref.ref(model)

@@ -146,10 +146,11 @@ def test_explain_cli_writes_overlays_and_metrics(kakapo32, tmp_path, capsys):
         tf.io.write_file(str(tmp_path / "imgs" / f"b{i}.png"),
                          tf.io.encode_png((kakapo32["image"][i] * 255).astype("uint8")))
     (tmp_path / "imgs" / "notes.txt").write_text("not an image")
-    for method in ("gradcam", "cam"):
+    methods = ("gradcam", "cam", "layercam", "eigencam", "ablationcam")
+    for method in methods:
         main(["explain", "--model", str(tmp_path / "m.keras"), "--images", str(tmp_path / "imgs"),
               "--method", method, "--out", str(tmp_path / "out")])
-    assert sorted(os.listdir(tmp_path / "out")) == ["b0_cam.png", "b0_gradcam.png", "b1_cam.png", "b1_gradcam.png"]
+    assert sorted(os.listdir(tmp_path / "out")) == sorted(f"b{i}_{m}.png" for i in range(2) for m in methods)
     png = tf.io.decode_png(tf.io.read_file(str(tmp_path / "out" / "b0_gradcam.png")))
     assert tuple(png.shape) == (32, 32, 3)
     assert "| average_drop@15 |" in capsys.readouterr().out
