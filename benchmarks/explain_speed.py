@@ -1,7 +1,7 @@
 """Speed of keras_priors.explain on one model, batch and machine, in one run.
 
     python benchmarks/explain_speed.py [--quick] [--backend tensorflow|jax] [--jit-compile]
-                                       [--model conv3|resnet_tiny] [--batch N] [--size N]
+        [--model conv3|resnet_tiny] [--batch N] [--size N]
 
 Times our CAM, L-CAM (inference), Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM,
 HiResCAM, XGradCAM, EigenCAM and Ablation-CAM (compiled, the default) against a compiled forward pass of the same model on the same batch
@@ -260,7 +260,8 @@ def main():
                  else f"zoo resnet_tiny classifier ({classes} classes)")
     where = f"on {'/'.join(explainers['Grad-CAM'].path)} ({channels} channels)"
     print(f"- model: {described}, input {size}x{size}x3, batch {batch}; "
-          f"explainers {where}, Ablation-CAM 128 ablated maps per forward, Score-CAM {score_cam_batch} masked images per "
+          f"explainers {where}, Ablation-CAM 128 ablated maps per forward, "
+          f"Score-CAM {score_cam_batch} masked images per "
           f"forward; median (25th-75th percentile) over interleaved rounds: {rounds} rounds of {calls} calls for "
           f"the fast rows, {slow_rounds} rounds of 1 call for Score-CAM and the profiles\n")
     print(markdown_table(["method", "first call (ms)", "time (ms)", "x compiled forward", "time / tf-keras-vis",
