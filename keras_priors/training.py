@@ -296,6 +296,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             raise CorruptCheckpoint(f"state.json lacks some of the keys {list(need)}")
         if state["format"] != self.FORMAT:
             raise CorruptCheckpoint(f"state.json has format {state['format']!r}, expected {self.FORMAT}")
+        if f"ckpt-{state['epochs_done']}" != os.path.basename(os.path.normpath(path)):
+            raise CorruptCheckpoint(f"state.json says epochs_done={state['epochs_done']!r}, not the folder's epoch")
         size = os.path.getsize(model_path)
         if size != state["model_bytes"] or _sha256(model_path) != state["model_sha256"]:
             raise CorruptCheckpoint(f"model.keras does not match the checksum in state.json "

@@ -18,9 +18,8 @@ import pytest
 
 from keras_priors import priors, zoo
 from keras_priors.cli import main
-from keras_priors.training import AtomicCheckpoint, epoch_ordered_batches, train_recipe
-
-from harness import dict_dataset
+from keras_priors.training import (AtomicCheckpoint, epoch_ordered_batches, load_recipe, recipe_identity,
+                                   train_recipe)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -120,10 +119,13 @@ def test_epoch_order_depends_only_on_seed_and_epoch():
 
 @pytest.fixture(scope="module")
 def small_model(kakapo32):
+    """A built model with a built optimizer, at step 7 (no training: a train step's tracing costs seconds)."""
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.BackgroundSwap()],
                       dropout=0.2)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(dict_dataset(kakapo32), epochs=1, steps_per_epoch=1, verbose=0)
+    model({k: v[:2] for k, v in kakapo32.items()}, training=False)
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(7)
     return model
 
 
@@ -134,7 +136,7 @@ def test_a_unit_is_written_whole_or_not_at_all(tmp_path, small_model, monkeypatc
     assert sorted(os.listdir(tmp_path / "c" / "ckpt-1")) == ["model.keras", "state.json"]
     state = json.loads((tmp_path / "c" / "ckpt-1" / "state.json").read_text())
     assert state["epochs_done"] == 1 and state["logs"] == {"loss": 1.5}
-    assert state["seed_states"][0]["value"] == [0, 5] and state["optimizer_iterations"] == 1
+    assert state["seed_states"][0]["value"] == [0, 5] and state["optimizer_iterations"] == 7
 
     # A kill after both files are written but before the rename: the unit does not exist, the old one is used.
     real_replace = os.replace
@@ -152,6 +154,7 @@ def test_a_unit_is_written_whole_or_not_at_all(tmp_path, small_model, monkeypatc
     model, state, path = ckpt.restore()
     assert path.endswith("ckpt-1") and state["epochs_done"] == 1
     np.testing.assert_array_equal(np.asarray(model.batch_seed_generator.state), [0, 5])
+    assert int(model.optimizer.iterations) == 7
     for x, y in zip(state_weights(model), state_weights(small_model), strict=True):
         np.testing.assert_array_equal(x, y)
 
@@ -161,12 +164,12 @@ def test_a_unit_is_written_whole_or_not_at_all(tmp_path, small_model, monkeypatc
     assert sorted(os.listdir(tmp_path / "c")) == ["ckpt-3", "ckpt-4"]
 
 
-def test_a_resume_with_another_recipe_is_refused(tmp_path, capsys):
-    first = write_recipe(tmp_path / "plain.toml", epochs=1, dropout=0.0)
+def test_a_resume_with_another_recipe_is_refused(tmp_path, small_model, capsys):
+    first = write_recipe(tmp_path / "plain.toml", epochs=1)
     out = tmp_path / "run"
-    train_recipe(first, str(out), verbose=0)
-    finished = (out / "model.keras").read_bytes()
-    other = write_recipe(tmp_path / "other.toml", epochs=2, lr=0.01, dropout=0.0)
+    AtomicCheckpoint(str(out / "checkpoints"), identity=recipe_identity(load_recipe(first)),
+                     recipe_path=first).write(small_model, 1)
+    other = write_recipe(tmp_path / "other.toml", epochs=2, lr=0.01)
     with pytest.raises(ValueError, match="differs in") as error:
         train_recipe(other, str(out), verbose=0)
     message = str(error.value)
@@ -176,13 +179,16 @@ def test_a_resume_with_another_recipe_is_refused(tmp_path, capsys):
     assert main(["train", "--recipe", other, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "other.toml" in err and "plain.toml" in err
-    assert units(out) == ["ckpt-1"] and (out / "model.keras").read_bytes() == finished  # nothing trained
+    with pytest.raises(ValueError, match=r"differs in \['quick'\]"):  # --quick trains on other data
+        train_recipe(first, str(out), quick=True, verbose=0)
+    assert units(out) == ["ckpt-1"] and not (out / "model.keras").exists()  # nothing trained
 
-    # More epochs of the same recipe is the same run, resumed; --allow-recipe-change resumes another recipe.
+    # --allow-recipe-change resumes the checkpointed model; more epochs of a recipe is the same run, resumed.
     with pytest.warns(UserWarning, match="resuming anyway"):
         result = train_recipe(other, str(out), verbose=0, allow_recipe_change=True)
     assert result["resumed_from"] == 1 and units(out) == ["ckpt-1", "ckpt-2"]
-    assert int(keras.saving.load_model(str(out / "model.keras")).optimizer.iterations) == 2 * 4
+    assert int(keras.saving.load_model(str(out / "model.keras")).optimizer.iterations) == 7 + 4
+    assert train_recipe(other, str(out), verbose=0)["resumed_from"] == 2  # the new unit carries the new recipe
 
 
 def test_a_corrupt_newest_unit_falls_back_with_a_warning(tmp_path, small_model):
