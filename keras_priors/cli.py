@@ -118,7 +118,8 @@ def _cmd_train(args):
     _import_frameworks(args)
     from keras_priors.training import train_recipe
 
-    train_recipe(args.recipe, args.out, epochs=args.epochs, quick=args.quick)
+    train_recipe(args.recipe, args.out, epochs=args.epochs, quick=args.quick, deterministic=args.deterministic,
+                 allow_recipe_change=args.allow_recipe_change)
 
 
 def _load(path):
@@ -316,13 +317,23 @@ def make_parser() -> argparse.ArgumentParser:
     dp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dp.set_defaults(func=_cmd_data_preview)
 
-    t = command("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)")
+    t = command("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)",
+                description="Train a recipe. After every epoch the model, optimizer state, random state and "
+                            "epoch count are written to OUT/checkpoints/ckpt-<epoch>/ as one unit; rerunning the "
+                            "same command resumes the run where it stopped, with the data order it would have had. "
+                            "A corrupt newest checkpoint falls back to the one before.")
     t.add_argument("--recipe", required=True, help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
     t.add_argument("--out", default="runs/train",
                    help="output folder: checkpoints/, logs/, model.keras (default: %(default)s)")
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="override the recipe's epochs, an integer >= 1 (default: the recipe's train.epochs)")
     t.add_argument("--quick", action="store_true", help="use at most 128 training images (default: off)")
+    t.add_argument("--deterministic", action="store_true",
+                   help="seed everything and make TensorFlow's ops deterministic, so a killed and resumed run ends "
+                        "with the same weights as an uninterrupted one, bit for bit (default: off)")
+    t.add_argument("--allow-recipe-change", action="store_true",
+                   help="resume a checkpoint in --out that another recipe wrote: its model, priors and optimizer "
+                        "continue on this recipe's data (default: refuse)")
     t.set_defaults(func=_cmd_train)
 
     e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data")
