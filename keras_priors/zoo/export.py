@@ -287,9 +287,10 @@ def _read_file_marker(path: str, format: str):
                     return json.loads(prop.value)
             return None
         with open(path, "rb") as f:
+            if f.read(8)[4:8] != b"TFL3":  # the flatbuffer file identifier of a LiteRT model
+                return None
+            f.seek(0)
             data = f.read()
-        if data[4:8] != b"TFL3":  # the flatbuffer file identifier of a LiteRT model
-            return None
         from tensorflow.lite.tools import flatbuffer_utils
 
         tflite = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
