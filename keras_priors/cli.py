@@ -146,7 +146,10 @@ def _cmd_evaluate(args):
 def _cmd_export(args):
     _import_frameworks(args)
     model = _load(args.model)
-    model.export(args.out, overwrite=args.overwrite)
+    try:
+        model.export(args.out, format=args.format, overwrite=args.overwrite)
+    except ImportError as e:  # an optional package of the format is missing
+        raise CLIError(str(e)) from e
 
 
 def _read_images(path, size):
@@ -342,10 +345,14 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the test data (default: %(default)s)")
     e.set_defaults(func=_cmd_evaluate)
 
-    x = command("export", help="export the classifier (no training-only heads) as a SavedModel")
+    x = command("export", help="export the classifier and CAM (no training-only heads): SavedModel, ONNX or LiteRT")
     x.add_argument("--model", required=True, help="a .keras file written by train (required)")
     x.add_argument("--out", required=True,
-                   help="SavedModel folder: new, empty, or an earlier export, which is replaced (required)")
+                   help="SavedModel folder (new, empty, or an earlier export), or the .onnx / .tflite file (new, or "
+                        "an earlier export); an earlier export of keras_priors is replaced (required)")
+    x.add_argument("--format", choices=("tf_saved_model", "onnx", "litert"), default="tf_saved_model",
+                   help="tf_saved_model (a folder), onnx (a .onnx file) or litert (a .tflite file); onnx and litert "
+                        "need pip install \"keras-priors[export]\" (default: %(default)s)")
     x.add_argument("--overwrite", action="store_true",
                    help="replace an existing file or a folder that is not an earlier export; it is moved aside "
                         "to OUT.replaced-<time>, never deleted (default: refuse)")

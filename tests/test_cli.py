@@ -190,3 +190,24 @@ def test_export_cli_refuses_user_files_unless_overwrite(capsys, tmp_path):
     assert os.path.exists(user / "saved_model.pb")
     backups = [n for n in os.listdir(tmp_path) if n.startswith("userdir.replaced-")]
     assert len(backups) == 1 and (tmp_path / backups[0] / "notes.txt").read_text() == "my notes"
+
+
+def test_export_cli_format_onnx(capsys, tmp_path):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from keras_priors import zoo
+
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+    model.save(str(tmp_path / "m.keras"))
+    one_line_error(capsys, main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m"),
+                                 "--format", "onnx"]), 1,
+                   "keras-priors export: error: Expected `filepath` to end with '.onnx' for format='onnx'")
+    assert main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.onnx"),
+                 "--format", "onnx"]) == 0
+    assert "outputs: logits, probabilities, cam, cam_upsampled" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    logits, = session.run(["logits"], {"image": x})
+    np.testing.assert_allclose(logits, np.asarray(model({"image": x})["logits"]), atol=1e-4, rtol=0)
