@@ -265,9 +265,11 @@ def explain_scores(classifier, images, maps, masks=None, road: bool = True) -> d
         scores.update(road_morf=float(r["morf"].mean()), road_lerf=float(r["lerf"].mean()),
                       road_combined=float(r["combined"].mean()))
     if masks is not None:
+        # Zhang et al.'s 15 px are at 224x224: scaled to the input size.
+        tolerance = m.POINTING_GAME_TOLERANCE * min(images.shape[1:3]) / 224
         scores.update(
             pointing_game=100.0 * float(m.pointing_game(maps, masks).mean()),
-            pointing_game_15px=100.0 * float(m.pointing_game(maps, masks, tolerance=m.POINTING_GAME_TOLERANCE).mean()),
+            pointing_game_15px=100.0 * float(m.pointing_game(maps, masks, tolerance=tolerance).mean()),
             energy_pointing_game=float(np.mean(m.energy_pointing_game(maps, masks=masks))),
             relevance_mass_accuracy=float(np.nanmean(m.relevance_mass_accuracy(maps, masks))),
         )
@@ -283,7 +285,8 @@ def metrics_table(scores: dict, num_images: int) -> str:
     for k, v in scores.items():
         _, unit, better = METRIC_LEGENDS[k.split("@", 1)[0]]
         lines.append(f"| {k} | {float(v):.3f} | {unit} | {better} |")
-    lines += ["", "Legend:"] + [f"- {metric_legend(k)}" for k in scores]
+    families = dict.fromkeys(k if "@" not in k else k.split("@", 1)[0] + "@p" for k in scores)
+    lines += ["", "Legend (p = % of the map's area kept):"] + [f"- {metric_legend(k)}" for k in families]
     return "\n".join(lines)
 
 
@@ -425,7 +428,7 @@ def make_parser() -> argparse.ArgumentParser:
                     help="object masks (a folder of mask images named as the images, white = object) to add the "
                          "pointing game, energy-based pointing game and relevance mass accuracy (default: none)")
     ex.add_argument("--no-road", action="store_true",
-                    help="skip ROAD (18 sparse imputations per image: seconds per 224 px image)")
+                    help="skip ROAD (18 sparse imputations per image: seconds per 224 px image; default: ROAD runs)")
     ex.set_defaults(func=_cmd_explain)
 
     r = command("rf", help="receptive field size, stride, padding and centre of every layer")

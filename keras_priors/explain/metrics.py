@@ -790,9 +790,10 @@ METRIC_LEGENDS = {
     "road_combined": ("ROAD: (LeRF - MoRF) / 2", "probability, -0.5-0.5", "higher"),
     "pointing_game": ("images whose map maximum falls on the object (strict, 0 px tolerance)",
                       "% of images, 0-100", "higher"),
-    "pointing_game_15px": ("images whose map maximum falls within 15 px of the object (Zhang et al.)",
+    "pointing_game_15px": ("images whose map maximum falls within 15 px of the object at 224x224 (Zhang et "
+                           "al.; scaled with the image size)",
                            "% of images, 0-100", "higher"),
-    "energy_pointing_game": ("share of the map's sum inside the object's box (Score-CAM)", "fraction, 0-1",
+    "energy_pointing_game": ("share of the map's sum inside the object box or mask (Score-CAM)", "fraction, 0-1",
                              "higher"),
     "relevance_mass_accuracy": ("share of the positive relevance inside the object mask (CLEVR-XAI)",
                                 "fraction, 0-1", "higher"),
