@@ -787,7 +787,7 @@ METRIC_LEGENDS = {
                   "(noisy linear imputation)", "probability, 0-1", "lower"),
     "road_lerf": ("ROAD: mean target probability with the least relevant 10-90 % of pixels removed",
                   "probability, 0-1", "higher"),
-    "road_combined": ("ROAD: (LeRF - MoRF) / 2", "probability, -0.5-0.5", "higher"),
+    "road_combined": ("ROAD: (LeRF - MoRF) / 2", "probability difference, -0.5 to 0.5", "higher"),
     "pointing_game": ("images whose map maximum falls on the object (strict, 0 px tolerance)",
                       "% of images, 0-100", "higher"),
     "pointing_game_15px": ("images whose map maximum falls within 15 px of the object at 224x224 (Zhang et "
