@@ -13,8 +13,14 @@ map, and prints for each:
   at 100 / 50 / 15 % kept area (``average_drop_increase_confidence``);
 * deletion AUC (lower is better) and insertion AUC (higher is better), 20
   steps, zero baseline (``deletion_insertion``);
+* ROAD (Rong et al. 2022, ``road``): mean target probability with the most
+  (MoRF, lower is better) / least (LeRF, higher is better) relevant 10-90 %
+  of pixels removed by noisy linear imputation, and (LeRF - MoRF) / 2;
 * share of the map's energy inside the garment mask and inside the decoy
-  swatch (``energy_in_mask``), and the pointing game on the garment mask;
+  swatch (``energy_in_mask``), the energy-based pointing game on the
+  garment's bounding box (Score-CAM), relevance mass accuracy on the garment
+  mask (CLEVR-XAI), and the pointing game on the garment mask, strict and
+  with Zhang et al.'s 15 px at 224 px scaled to 32 px (2.1 px);
 * explainer time per image (compiled, this machine).
 
 Uses Debian's Fashion-MNIST files (``/usr/share/datasets/fashion-mnist``).
@@ -48,10 +54,28 @@ from keras_priors.explain import (  # noqa: E402
     average_drop_increase_confidence,
     deletion_insertion,
     energy_in_mask,
+    energy_pointing_game,
+    metric_legend,
     pointing_game,
+    relevance_mass_accuracy,
+    road,
 )
+from keras_priors.explain.metrics import POINTING_GAME_TOLERANCE  # noqa: E402
 
 SIZE = 32
+#: Zhang et al.'s 15 px tolerance at 224 px, scaled to SIZE.
+TOLERANCE = POINTING_GAME_TOLERANCE * SIZE / 224
+
+
+def bounding_boxes(masks):
+    """(B, 4) boxes (y_min, x_min, y_max, x_max), max exclusive, around each mask; an empty mask gives an empty box."""
+    masks = np.asarray(masks).reshape(len(masks), masks.shape[1], masks.shape[2]) > 0.5
+    boxes = np.zeros((len(masks), 4), np.int64)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        if len(ys):
+            boxes[i] = (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+    return boxes
 
 
 def train_model(train, epochs, batch_size, seed):
@@ -126,6 +150,7 @@ def main():
         "random map (baseline)": lambda images, t: rng.uniform(size=images.shape[:3]).astype("float32"),
     }
     obj, decoy = test["object_mask"], test["decoy_mask"]
+    boxes = bounding_boxes(obj)
     rows = []
     for name, ex in explainers.items():
         print(f"{name}: maps ...", end="", flush=True)
@@ -137,12 +162,18 @@ def main():
         adic = average_drop_increase_confidence(classifier, x, maps, targets, batch_size=256)
         print(" deletion/insertion ...", end="", flush=True)
         di = deletion_insertion(classifier, x, maps, targets, steps=20, batch_size=512)
+        print(" ROAD ...", end="", flush=True)
+        rd = road(classifier, x, maps, targets, batch_size=512)
         print(" done", flush=True)
         rows.append([name] + [f"{adic[f'{k}@{p}']:.1f}" for p in (100, 50, 15)
                               for k in ("average_drop", "increase_in_confidence")]
                     + [f"{di['deletion_auc'].mean():.3f}", f"{di['insertion_auc'].mean():.3f}",
+                       f"{rd['morf'].mean():.3f}", f"{rd['lerf'].mean():.3f}", f"{rd['combined'].mean():.3f}",
                        f"{energy_in_mask(maps, obj).mean():.3f}", f"{energy_in_mask(maps, decoy).mean():.3f}",
-                       f"{pointing_game(maps, obj).mean():.3f}", f"{per_image * 1e3:.2f}"])
+                       f"{energy_pointing_game(maps, boxes=boxes).mean():.3f}",
+                       f"{np.nanmean(relevance_mass_accuracy(maps, obj)):.3f}",
+                       f"{100 * pointing_game(maps, obj).mean():.1f}",
+                       f"{100 * pointing_game(maps, obj, tolerance=TOLERANCE).mean():.1f}", f"{per_image * 1e3:.2f}"])
 
     print("\n## Explainer faithfulness and localisation (issue #5)\n")
     print("\n".join(machine_lines(load_at_start)))
@@ -150,10 +181,18 @@ def main():
     print(f"- data: Decoy Fashion-MNIST {SIZE}x{SIZE} RGB, {n_test} test images with a random-shade swatch "
           f"(no shortcut); targets = predicted class; garment mask {obj.mean() * 100:.1f} % and swatch "
           f"{decoy.mean() * 100:.1f} % of the image area on average")
-    print("- AD: lower is better, IC: higher; deletion AUC: lower, insertion AUC: higher (20 steps, zero "
-          "baseline); energy = share of the map's sum inside the mask; pointing game on the garment mask\n")
-    header = ["method", "AD@100", "IC@100", "AD@50", "IC@50", "AD@15", "IC@15", "deletion AUC", "insertion AUC",
-              "energy in garment", "energy in swatch", "pointing game", "ms / image"]
+    print("- legend (what, unit, which way is better; p = % of the map's area kept):")
+    for key in ("average_drop@p", "increase_in_confidence@p", "deletion_auc", "insertion_auc", "road_morf",
+                "road_lerf", "road_combined", "energy_in_mask", "energy_pointing_game", "relevance_mass_accuracy",
+                "pointing_game", "pointing_game_15px"):
+        print(f"  - {metric_legend(key)}")
+    print(f"- deletion/insertion: 20 steps, zero baseline; ROAD: removed fractions 0.1-0.9, noise 0.01; energy "
+          f"pointing game on the garment's bounding box; pointing game with 15 px at 224 px = {TOLERANCE:.1f} px "
+          "here\n")
+    header = ["method", "AD@100 (%)", "IC@100 (%)", "AD@50 (%)", "IC@50 (%)", "AD@15 (%)", "IC@15 (%)",
+              "deletion AUC", "insertion AUC", "ROAD MoRF (prob)", "ROAD LeRF (prob)", "ROAD combined",
+              "energy in garment", "energy in swatch", "energy pointing game (box)", "relevance mass accuracy",
+              "pointing game (%)", f"pointing game {TOLERANCE:.1f} px (%)", "ms / image"]
     print(markdown_table(header, rows))
 
 

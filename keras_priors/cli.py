@@ -119,7 +119,8 @@ def _cmd_train(args):
     _import_frameworks(args)
     from keras_priors.training import train_recipe
 
-    train_recipe(args.recipe, args.out, epochs=args.epochs, quick=args.quick)
+    train_recipe(args.recipe, args.out, epochs=args.epochs, quick=args.quick, deterministic=args.deterministic,
+                 allow_recipe_change=args.allow_recipe_change)
 
 
 def _load(path):
@@ -146,23 +147,33 @@ def _cmd_evaluate(args):
 def _cmd_export(args):
     _import_frameworks(args)
     model = _load(args.model)
-    model.export(args.out, overwrite=args.overwrite)
+    try:
+        model.export(args.out, format=args.format, overwrite=args.overwrite)
+    except ImportError as e:  # an optional package of the format is missing
+        raise CLIError(str(e)) from e
 
 
 def _read_images(path, size):
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)) if os.path.isdir(path) else [path]
+    files = [f for f in files if f.lower().endswith(IMAGE_SUFFIXES)]
+    if not files:
+        raise CLIError(f"--images: Expected .png/.jpg/.bmp/.gif images. Received: {path!r}, which has none")
+    return _read_images_from(files, size, "--images")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _read_images_from(files, size, flag):
     import numpy as np
     import tensorflow as tf
 
-    files = sorted(os.path.join(path, f) for f in os.listdir(path)) if os.path.isdir(path) else [path]
-    files = [f for f in files if f.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".gif"))]
-    if not files:
-        raise CLIError(f"--images: Expected .png/.jpg/.bmp/.gif images. Received: {path!r}, which has none")
     images = []
     for f in files:
         try:
             img = tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError as e:
-            raise CLIError(f"--images: cannot decode {f!r}: {e.message}") from None
+            raise CLIError(f"{flag}: cannot decode {f!r}: {e.message}") from None
         images.append(tf.image.resize(tf.cast(img, "float32") / 255.0, size).numpy())
     return files, np.stack(images)
 
@@ -198,7 +209,7 @@ def _cmd_explain(args):
     import tensorflow as tf
 
     from keras_priors._atomic import write_atomic
-    from keras_priors.explain import average_drop_increase_confidence, get_explainer, overlay
+    from keras_priors.explain import get_explainer, overlay
 
     try:
         explainer = get_explainer(args.method)
@@ -208,6 +219,7 @@ def _cmd_explain(args):
     classifier, zoo_model = _classifier_of(model)
     size = tuple(classifier.inputs[0].shape[1:3])
     files, images = _read_images(args.images, size)
+    masks = _read_masks(args.masks, files, size) if args.masks is not None else None
     if args.method.lower() == "cam" and zoo_model is not None:
         maps = _zoo_cam(zoo_model, images)
     else:
@@ -217,19 +229,88 @@ def _cmd_explain(args):
         name = os.path.splitext(os.path.basename(f))[0]
         dest = os.path.join(args.out, f"{name}_{args.method}.png")
         write_atomic(dest, tf.io.encode_png(overlay(img, m)).numpy())
-    scores = average_drop_increase_confidence(classifier, images, maps)
+    scores = explain_scores(classifier, images, maps, masks, road=not args.no_road)
     print(f"Wrote {len(files)} overlay(s) to {os.path.abspath(args.out)}")
-    print("| metric | value |\n|---|---|")
+    print(metrics_table(scores, len(files)))
+
+
+def _read_masks(path, files, size):
+    """Masks for ``files``: ``path`` is one mask image (one input image) or a folder of masks named as the images."""
+    import numpy as np
+
+    if os.path.isdir(path):
+        by_stem = {os.path.splitext(f)[0]: os.path.join(path, f) for f in os.listdir(path)}
+        chosen = []
+        for f in files:
+            stem = os.path.splitext(os.path.basename(f))[0]
+            if stem not in by_stem:
+                raise CLIError(f"--masks: Expected a mask named like each image in {path!r}. "
+                               f"Received: none for {os.path.basename(f)!r}")
+            chosen.append(by_stem[stem])
+    elif os.path.isfile(path) and len(files) == 1:
+        chosen = [path]
+    else:
+        raise CLIError(f"--masks: Expected a folder of masks named as the images (or one mask file for one image). "
+                       f"Received: {path!r} for {len(files)} image(s)")
+    _, masks = _read_images_from(chosen, size, "--masks")
+    return (masks.mean(axis=-1) > 0.5).astype(np.float32)
+
+
+def explain_scores(classifier, images, maps, masks=None, road: bool = True) -> dict:
+    """The ``explain`` command's metrics as ``{name: value}`` (names as in :func:`metric_legend`), averaged over images."""
+    import numpy as np
+
+    from keras_priors.explain import metrics as m
+
+    scores = m.average_drop_increase_confidence(classifier, images, maps)
+    di = m.deletion_insertion(classifier, images, maps)
+    scores.update(deletion_auc=float(di["deletion_auc"].mean()), insertion_auc=float(di["insertion_auc"].mean()))
+    if road:
+        r = m.road(classifier, images, maps)
+        scores.update(road_morf=float(r["morf"].mean()), road_lerf=float(r["lerf"].mean()),
+                      road_combined=float(r["combined"].mean()))
+    if masks is not None:
+        # Zhang et al.'s 15 px are at 224x224: scaled to the input size.
+        tolerance = m.POINTING_GAME_TOLERANCE * min(images.shape[1:3]) / 224
+        scores.update(
+            pointing_game=100.0 * float(m.pointing_game(maps, masks).mean()),
+            pointing_game_15px=100.0 * float(m.pointing_game(maps, masks, tolerance=tolerance).mean()),
+            energy_pointing_game=float(np.mean(m.energy_pointing_game(maps, masks=masks))),
+            relevance_mass_accuracy=float(np.nanmean(m.relevance_mass_accuracy(maps, masks))),
+        )
+    return scores
+
+
+def metrics_table(scores: dict, num_images: int) -> str:
+    """A Markdown table (metric, value, unit, which way is better) and one legend line per metric."""
+    from keras_priors.explain.metrics import METRIC_LEGENDS, metric_legend
+
+    lines = [f"Metrics, mean over {num_images} image(s) (target: the predicted class):", "",
+             "| metric | value | unit | better |", "|---|---|---|---|"]
     for k, v in scores.items():
-        if np.ndim(v) == 0:
-            print(f"| {k} | {float(v):.2f} |")
+        _, unit, better = METRIC_LEGENDS[k.split("@", 1)[0]]
+        lines.append(f"| {k} | {float(v):.3f} | {unit} | {better} |")
+    families = dict.fromkeys(k if "@" not in k else k.split("@", 1)[0] + "@p" for k in scores)
+    lines += ["", "Legend (p = % of the map's area kept):"] + [f"- {metric_legend(k)}" for k in families]
+    return "\n".join(lines)
 
 
 def _cmd_rf(args):
     _import_frameworks(args)
     from keras_priors.receptive_field import rf_table_for
 
-    print(rf_table_for(args.model, input_shape=tuple(args.input_shape) if args.input_shape else None))
+    input_shape = tuple(args.input_shape) if args.input_shape else None
+    print(rf_table_for(args.model, input_shape=input_shape))
+    if args.erf:
+        from keras_priors.receptive_field import erf_summary_for
+
+        try:
+            text = erf_summary_for(args.model, layer=args.erf_layer, num_samples=args.erf_samples,
+                                   input_shape=input_shape)
+        except ValueError as e:
+            raise CLIError(f"--erf: {e}") from None
+        print()
+        print(text)
 
 
 def benchmarks_dir() -> str:
@@ -317,13 +398,23 @@ def make_parser() -> argparse.ArgumentParser:
     dp.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     dp.set_defaults(func=_cmd_data_preview)
 
-    t = command("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)")
+    t = command("train", help="train a zoo recipe with a checkpoint every epoch (a rerun resumes)",
+                description="Train a recipe. After every epoch the model, optimizer state, random state and "
+                            "epoch count are written to OUT/checkpoints/ckpt-<epoch>/ as one unit; rerunning the "
+                            "same command resumes the run where it stopped, with the data order it would have had. "
+                            "A corrupt newest checkpoint falls back to the one before.")
     t.add_argument("--recipe", required=True, help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
     t.add_argument("--out", default="runs/train",
                    help="output folder: checkpoints/, logs/, model.keras (default: %(default)s)")
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="override the recipe's epochs, an integer >= 1 (default: the recipe's train.epochs)")
     t.add_argument("--quick", action="store_true", help="use at most 128 training images (default: off)")
+    t.add_argument("--deterministic", action="store_true",
+                   help="seed everything and make TensorFlow's ops deterministic, so a killed and resumed run ends "
+                        "with the same weights as an uninterrupted one, bit for bit (default: off)")
+    t.add_argument("--allow-recipe-change", action="store_true",
+                   help="resume a checkpoint in --out that another recipe wrote: its model, priors and optimizer "
+                        "continue on this recipe's data (default: refuse)")
     t.set_defaults(func=_cmd_train)
 
     e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data")
@@ -332,10 +423,14 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0, help="seed of the test data (default: %(default)s)")
     e.set_defaults(func=_cmd_evaluate)
 
-    x = command("export", help="export the classifier (no training-only heads) as a SavedModel")
+    x = command("export", help="export the classifier and CAM (no training-only heads): SavedModel, ONNX or LiteRT")
     x.add_argument("--model", required=True, help="a .keras file written by train (required)")
     x.add_argument("--out", required=True,
-                   help="SavedModel folder: new, empty, or an earlier export, which is replaced (required)")
+                   help="SavedModel folder (new, empty, or an earlier export), or the .onnx / .tflite file (new, or "
+                        "an earlier export); an earlier export of keras_priors is replaced (required)")
+    x.add_argument("--format", choices=("tf_saved_model", "onnx", "litert"), default="tf_saved_model",
+                   help="tf_saved_model (a folder), onnx (a .onnx file) or litert (a .tflite file); onnx and litert "
+                        "need pip install \"keras-priors[export]\" (default: %(default)s)")
     x.add_argument("--overwrite", action="store_true",
                    help="replace an existing file or a folder that is not an earlier export; it is moved aside "
                         "to OUT.replaced-<time>, never deleted (default: refuse)")
@@ -348,6 +443,11 @@ def make_parser() -> argparse.ArgumentParser:
                     help=f"explainer, one of {', '.join(EXPLAIN_METHODS)} (default: %(default)s)")
     ex.add_argument("--layer", default=None, help="feature layer (default: the last 4-D output)")
     ex.add_argument("--out", default="explain_out", help="output folder for the overlays (default: %(default)s)")
+    ex.add_argument("--masks", default=None,
+                    help="object masks (a folder of mask images named as the images, white = object) to add the "
+                         "pointing game, energy-based pointing game and relevance mass accuracy (default: none)")
+    ex.add_argument("--no-road", action="store_true",
+                    help="skip ROAD (18 sparse imputations per image: seconds per 224 px image; default: ROAD runs)")
     ex.set_defaults(func=_cmd_explain)
 
     r = command("rf", help="receptive field size, stride, padding and centre of every layer")
@@ -355,6 +455,12 @@ def make_parser() -> argparse.ArgumentParser:
                                  "(e.g. ResNet50) or a .keras file")
     r.add_argument("--input-shape", type=_positive_int, nargs=3, default=None, metavar=("H", "W", "C"),
                    help="input shape (default: the model's own)")
+    r.add_argument("--erf", action="store_true",
+                   help="also the effective receptive field of the centre unit and RepLKNet's high-contribution "
+                        "area ratio at t = 20/30/50/99 %% (default: off)")
+    r.add_argument("--erf-layer", default=None, help="layer probed by --erf (default: the last spatial layer)")
+    r.add_argument("--erf-samples", type=_positive_int, default=16,
+                   help="random images averaged by --erf (default: %(default)s)")
     r.set_defaults(func=_cmd_rf)
 
     b = command("bench", help="run a benchmark from benchmarks/ (e.g. evidence: does each prior help?)",

@@ -192,3 +192,63 @@ def test_export_cli_refuses_user_files_unless_overwrite(capsys, tmp_path):
     assert os.path.exists(user / "saved_model.pb")
     backups = [n for n in os.listdir(tmp_path) if n.startswith("userdir.replaced-")]
     assert len(backups) == 1 and (tmp_path / backups[0] / "notes.txt").read_text() == "my notes"
+
+
+def test_export_cli_format_onnx(capsys, tmp_path):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from keras_priors import zoo
+
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+    model.save(str(tmp_path / "m.keras"))
+    one_line_error(capsys, main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m"),
+                                 "--format", "onnx"]), 1,
+                   "keras-priors export: error: Expected `filepath` to end with '.onnx' for format='onnx'")
+    assert main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.onnx"),
+                 "--format", "onnx"]) == 0
+    assert "outputs: logits, probabilities, cam, cam_upsampled" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    logits, = session.run(["logits"], {"image": x})
+    np.testing.assert_allclose(logits, np.asarray(model({"image": x})["logits"]), atol=1e-4, rtol=0)
+
+def test_explain_prints_every_metric_with_unit_direction_and_legend(capsys, tmp_path):
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_priors import zoo
+    from keras_priors.explain.metrics import METRIC_LEGENDS
+
+    zoo.build("resnet_tiny", num_classes=2, input_shape=(16, 16, 3)).save(str(tmp_path / "m.keras"))
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "masks").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        tf.io.write_file(str(tmp_path / "imgs" / f"a{i}.png"),
+                         tf.io.encode_png(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)))
+        mask = np.zeros((16, 16, 3), np.uint8)
+        mask[4:12, 4:12] = 255
+        tf.io.write_file(str(tmp_path / "masks" / f"a{i}.png"), tf.io.encode_png(mask))
+    argv = ["explain", "--model", str(tmp_path / "m.keras"), "--images", str(tmp_path / "imgs"),
+            "--out", str(tmp_path / "o")]
+    assert main(argv + ["--masks", str(tmp_path / "masks")]) in (0, None)
+    out = capsys.readouterr().out
+    names = ["average_drop@100", "increase_in_confidence@15", "deletion_auc", "insertion_auc", "road_morf",
+             "road_lerf", "road_combined", "pointing_game", "pointing_game_15px", "energy_pointing_game",
+             "relevance_mass_accuracy"]
+    for name in names:
+        _, unit, better = METRIC_LEGENDS[name.split("@")[0]]
+        row = [line for line in out.splitlines() if line.startswith(f"| {name} |")]
+        assert len(row) == 1 and row[0].endswith(f"| {unit} | {better} |"), (name, row)
+        legend = name if "@" not in name else name.split("@")[0] + "@p"
+        assert f"- {legend}: " in out and f"{better} is better" in out
+    assert "| metric | value | unit | better |" in out
+    # Without masks: no localisation rows; --no-road drops ROAD.
+    assert main(argv + ["--no-road"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "| average_drop@15 |" in out and "road_morf" not in out and "pointing_game" not in out
+    (tmp_path / "masks" / "a1.png").unlink()
+    one_line_error(capsys, main(argv + ["--masks", str(tmp_path / "masks")]), 1,
+                   "--masks: Expected a mask named like each image", "'a1.png'")

@@ -2,7 +2,7 @@
 Title: Receptive fields: theoretical and effective
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
+Last modified: 2026/12/02
 Description: Compute the theoretical receptive field of every layer of a Keras model, and the effective receptive field (Luo et al. 2016) before and after training.
 Accelerator: None
 """
@@ -92,6 +92,10 @@ def erf_report(tag):
           f"90 % within {result.radius_90_px:.1f} px (theoretical half-size {rf.size[0] / 2:.1f} px); "
           f"std {result.std[0]:.2f} x {result.std[1]:.2f} px; mass inside the theoretical RF "
           f"{result.mass_inside_rf:.3f}")
+    ratios = receptive_field.high_contribution_area_ratio(result.map)
+    print(f"{tag}: RepLKNet's high-contribution area ratio (smallest centred square holding > t of "
+          "log10(ERF + 1) / max):")
+    print(receptive_field.format_area_ratios(ratios, result.map.shape))
     print("Wrote", path)
     return result
 
@@ -110,7 +114,21 @@ print(f"90 % radius changed by {growth:+.1f} px with training "
       f"({'grew' if growth > 0 else 'did not grow'} in this run)")
 
 """
-Compare the two ERF lines printed above with the theoretical half-size. Most
+Compare the two ERF lines printed above with the theoretical half-size.
+
+Each report also prints RepLKNet's **high-contribution area ratio** (Ding et
+al. 2022, `erf/analyze_erf.py`): the map is compressed with `log10(x + 1)`
+and divided by its maximum, then for t = 20 %, 30 %, 50 % and 99 % the
+smallest square centred on the image centre holding more than t of the total
+gives its side (px) and its share of the image area. A small ratio at t =
+20-30 % means the contribution is concentrated at the centre; the ratio at
+99 % tells how far any noticeable contribution reaches. The `log10` step
+makes the numbers depend on the map's scale (ours averages `|grad|` over
+images, RepLKNet's sums ReLU'd gradients), so compare ratios computed the
+same way, e.g. before vs after training here, or two backbones with
+`keras-priors rf MODEL --erf`, which prints the theoretical table, then the
+ERF of the centre unit of the last spatial layer on random images and these
+ratios. Most
 of the gradient mass sits well inside the theoretical field: the ERF's
 Gaussian-like shape comes from the many more paths through a network that
 reach the centre pixels than the border pixels. Luo et al. report that

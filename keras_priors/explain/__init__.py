@@ -20,9 +20,15 @@ from keras_priors.explain.layer_cam import LayerCAM
 from keras_priors.explain.lcam import LCAM, LCAMTrainer, lcam_objective
 from keras_priors.explain.metrics import (
     average_drop_increase_confidence,
+    box_masks,
     deletion_insertion,
     energy_in_mask,
+    energy_pointing_game,
+    metric_legend,
+    noisy_linear_imputation,
     pointing_game,
+    relevance_mass_accuracy,
+    road,
 )
 from keras_priors.explain.overlay import overlay
 from keras_priors.explain.registry import EXPLAINERS, get_explainer
@@ -47,7 +53,13 @@ __all__ = [
     "average_drop_increase_confidence",
     "deletion_insertion",
     "energy_in_mask",
+    "energy_pointing_game",
     "pointing_game",
+    "relevance_mass_accuracy",
+    "road",
+    "noisy_linear_imputation",
+    "box_masks",
+    "metric_legend",
     "overlay",
     "resize_cam",
     "get_explainer",

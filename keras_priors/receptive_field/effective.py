@@ -21,7 +21,8 @@ import numpy as np
 
 from keras_priors.receptive_field.theoretical import ReceptiveField, compute_receptive_fields
 
-__all__ = ["ERFResult", "effective_receptive_field", "plot_erf", "feature_submodel"]
+__all__ = ["ERFResult", "effective_receptive_field", "plot_erf", "feature_submodel", "high_contribution_area_ratio",
+           "HIGH_CONTRIBUTION_THRESHOLDS", "erf_summary_for", "format_area_ratios"]
 
 
 @dataclasses.dataclass
@@ -281,6 +282,123 @@ def _summarise(erf_map, layer, unit, rf, num_samples, absolute) -> ERFResult:
         erf_map, layer, unit, centre, rf, r50, r90, r50_px, r90_px,
         (my, mx), (sy, sx), float(p[inside].sum()), num_samples, absolute,
     )
+
+
+#: RepLKNet's thresholds ``t`` for the high-contribution area ratio (``erf/analyze_erf.py``).
+HIGH_CONTRIBUTION_THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
+
+
+def high_contribution_area_ratio(erf_map, thresholds=HIGH_CONTRIBUTION_THRESHOLDS) -> dict:
+    """RepLKNet's high-contribution area ratio of an ERF map (Ding et al. 2022, ``erf/analyze_erf.py``).
+
+    As their script: the map becomes ``log10(map + 1)``, divided by its
+    maximum; then for each threshold ``t`` the smallest square centred on
+    pixel ``(H // 2, W // 2)``, of side ``2 i + 1`` for ``i = 1 .. H // 2 - 1``,
+    whose sum is *more than* ``t`` of the total gives ``(side, side / H *
+    side / W)``: the side in pixels and the share of the image area. A
+    smaller ratio at a given ``t`` means the contribution is more
+    concentrated at the centre (their Table 4 compares models with it). The
+    squares are centred on the image centre, as in their code, not on the
+    probed unit's centre (they differ by a few pixels for even sizes). As
+    in their code, a 1x1 square is never tried, and ``None`` is returned for
+    a threshold no such square reaches (their script would then fail).
+
+    The ``log10(x + 1)`` step makes the numbers depend on the map's scale:
+    RepLKNet's maps are ``relu(grad)`` summed over channels of the summed
+    (ReLU'd) centre channels, averaged over 50 images, while
+    :func:`effective_receptive_field` averages ``|grad|``; compare ratios of
+    maps built the same way.
+
+    Args:
+        erf_map: (H, W) non-negative contribution map (``ERFResult.map``).
+        thresholds: fractions ``t`` in (0, 1).
+
+    Returns:
+        ``{t: (side_px, area_ratio) or None}``.
+
+    Example:
+        >>> import numpy as np
+        >>> m = np.zeros((9, 9)); m[3:6, 3:6] = 9.0   # all contribution in the central 3x3
+        >>> high_contribution_area_ratio(m, thresholds=(0.5, 0.99))
+        {0.5: (3, 0.1111111111111111), 0.99: (3, 0.1111111111111111)}
+
+    Reference:
+        Ding, Zhang, Han, Ding, "Scaling Up Your Kernels to 31x31: Revisiting
+        Large Kernel Design in CNNs", CVPR 2022 (Sec. 5.2).
+    """
+    data = np.asarray(erf_map, np.float64)
+    if data.ndim != 2:
+        raise ValueError(f"Expected `erf_map` of shape (H, W). Received: erf_map with shape {data.shape}")
+    if not np.isfinite(data).all() or data.min() < 0:
+        raise ValueError(f"Expected `erf_map` finite and >= 0 (a contribution map). Received: minimum {data.min()}")
+    thresholds = [float(t) for t in np.atleast_1d(thresholds)]
+    if any(not 0.0 < t < 1.0 for t in thresholds):
+        raise ValueError(f"Expected every threshold in (0, 1). Received: thresholds={thresholds}")
+    if data.max() <= 0:
+        raise ValueError("Expected an `erf_map` with some contribution. Received: an all-zero map")
+    data = np.log10(data + 1.0)
+    data = data / data.max()
+    h, w = data.shape
+    total = data.sum()
+    out = {}
+    for t in thresholds:
+        out[t] = None
+        for i in range(1, h // 2):
+            inside = data[h // 2 - i : h // 2 + 1 + i, w // 2 - i : w // 2 + 1 + i].sum()
+            if inside / total > t:
+                side = 2 * i + 1
+                out[t] = (side, side / h * side / w)
+                break
+    return out
+
+
+def format_area_ratios(ratios: dict, shape) -> str:
+    """A Markdown table of :func:`high_contribution_area_ratio`'s output for a map of ``shape`` (H, W)."""
+    lines = ["| t | side (px) | area ratio (share of the image) |", "|---|---|---|"]
+    for t, value in ratios.items():
+        if value is None:
+            lines.append(f"| {t:g} | - | - (no centred square up to {2 * (shape[0] // 2 - 1) + 1} px holds > t) |")
+        else:
+            lines.append(f"| {t:g} | {value[0]} | {value[1]:.4f} |")
+    return "\n".join(lines)
+
+
+def erf_summary_for(model_or_path_or_name, layer: str | None = None, num_samples: int = 16,
+                    input_shape: Sequence[int] | None = None, thresholds=HIGH_CONTRIBUTION_THRESHOLDS,
+                    seed: int = 0) -> str:
+    """The ``keras-priors rf --erf`` text: ERF of the centre unit on random images, and RepLKNet's area ratios.
+
+    Args:
+        model_or_path_or_name: as :func:`~keras_priors.receptive_field.rf_table_for`.
+        layer: the probed layer (default: the last spatial layer).
+        num_samples: random images in [0, 1] averaged.
+        input_shape: ``(H, W, C)`` (default: the model's own).
+        thresholds: RepLKNet's ``t`` values.
+        seed: seed of the random images.
+
+    Example:
+    >>> import keras
+    >>> model = keras.Sequential([keras.Input((16, 16, 1))]
+    ...                          + [keras.layers.Conv2D(2, 3, name=f"conv{i}") for i in (1, 2, 3)], name="tiny")
+    >>> print(erf_summary_for(model, num_samples=4).splitlines()[0])
+    Effective receptive field of tiny/conv3, unit (5, 5), 4 random images in [0, 1], 16x16 input (mean |d unit / d input|):
+    """
+    from keras_priors.receptive_field.theoretical import load_model_for_rf
+
+    model = load_model_for_rf(model_or_path_or_name, input_shape)
+    res = effective_receptive_field(model, layer, num_samples=num_samples, input_shape=input_shape, seed=seed)
+    h, w = res.map.shape
+    ratios = high_contribution_area_ratio(res.map, thresholds)
+    return "\n".join([
+        f"Effective receptive field of {model.name}/{res.layer}, unit {res.unit}, {res.num_samples} random images "
+        f"in [0, 1], {h}x{w} input (mean |d unit / d input|):",
+        f"- theoretical RF {res.receptive_field.size[0]} px; 50 % / 90 % of the gradient mass within "
+        f"{res.radius_50_px:.1f} / {res.radius_90_px:.1f} px of the centre",
+        "- high-contribution area ratio (RepLKNet, erf/analyze_erf.py): log10(map + 1) / max, smallest centred "
+        "square holding > t of the total; lower = contribution more concentrated",
+        "",
+        format_area_ratios(ratios, (h, w)),
+    ])
 
 
 def _prepare_inputs(model, inputs, num_samples, input_shape, seed) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""Inference-model stripping and SavedModel export."""
+"""Inference-model stripping and export: TF SavedModel, ONNX and LiteRT.
+
+The output selection is :func:`inference_model` (what is kept) and
+:func:`serving_outputs` (what every format serves from it); the writers
+only differ in how they write the file.
+"""
 
 from __future__ import annotations
 
@@ -96,6 +101,31 @@ def _swap_into_place(tmp: str, filepath: str, overwrite: bool) -> str | None:
     return aside
 
 
+def serving_outputs(inf, inputs, image_hw) -> dict:
+    """What every export format serves: ``inf``'s outputs on ``inputs`` (inference mode).
+
+    ``{"logits", "probabilities"}``, plus ``"cam"`` (float32, feature
+    resolution) and ``"cam_upsampled"`` (``resize_cam`` to ``image_hw``)
+    when ``inf`` has a CAM output. ``inf`` is an :func:`inference_model`.
+    """
+    out = inf(inputs, training=False)
+    served = {"logits": out["logits"], "probabilities": out["probabilities"]}
+    if "cam" in out:
+        from keras_priors.explain.resize_cam import resize_cam
+
+        c = ops.cast(out["cam"], "float32")
+        served["cam"] = c
+        served["cam_upsampled"] = resize_cam(c, image_hw)
+    return served
+
+
+def _input_specs(inf):
+    """One float32 ``tf.TensorSpec`` per input of ``inf``, named by its key, with a free batch size."""
+    import tensorflow as tf
+
+    return {k: tf.TensorSpec((None,) + tuple(v.shape[1:]), tf.float32, name=k) for k, v in inf.input.items()}
+
+
 def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bool = False) -> str:
     """Export ``model``'s classifier as a TensorFlow SavedModel, atomically.
 
@@ -128,7 +158,7 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     _check_destination(filepath, bool(overwrite))  # fail before any work, with nothing touched
 
     inf = inference_model(model, include_cam=True)
-    specs = {k: tf.TensorSpec((None,) + tuple(v.shape[1:]), tf.float32, name=k) for k, v in inf.input.items()}
+    specs = _input_specs(inf)
     image_hw = tuple(inf.input["image"].shape[1:3])
     has_cam = "cam" in inf.output
 
@@ -136,18 +166,15 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     archive.track(inf)
 
     def serve(inputs):
-        out = inf(inputs, training=False)
+        out = serving_outputs(inf, inputs, image_hw)
         return {"logits": out["logits"], "probabilities": out["probabilities"]}
 
     archive.add_endpoint("serve", serve, input_signature=[specs])
     if has_cam:
 
         def cam(inputs):
-            out = inf(inputs, training=False)
-            c = ops.cast(out["cam"], "float32")
-            from keras_priors.explain.resize_cam import resize_cam
-
-            return {"cam": c, "cam_upsampled": resize_cam(c, image_hw)}
+            out = serving_outputs(inf, inputs, image_hw)
+            return {"cam": out["cam"], "cam_upsampled": out["cam_upsampled"]}
 
         archive.add_endpoint("cam", cam, input_signature=[specs])
 
@@ -171,4 +198,235 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     if verbose:
         endpoints = "serve, cam" if has_cam else "serve"
         print(f"Exported the classifier of {model.name!r} to {filepath} (endpoints: {endpoints})")
+    return filepath
+
+
+# === ONNX and LiteRT: one file each ===
+#: The formats of :func:`export_model`, named as in Keras 3's ``model.export(filepath, format=...)``.
+FORMATS = ("tf_saved_model", "onnx", "litert")
+#: The file name ending each single-file format needs (LiteRT's is Keras's own rule).
+_SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
+_LABEL = {"tf_saved_model": "TF SavedModel", "onnx": "ONNX", "litert": "LiteRT"}
+#: What writing each single-file format imports; ``pip install "keras-priors[export]"`` brings them all
+#: (plus onnxruntime and ai-edge-litert, which serve the files).
+_NEEDS = {"onnx": ("tensorflow", "tf2onnx", "onnx"), "litert": ("tensorflow",)}
+#: The key of the marker an ONNX (``metadata_props``) or LiteRT (model metadata) file of this library carries.
+FILE_MARKER = "keras_priors_export"
+
+
+def export_model(model, filepath, format: str = "tf_saved_model", verbose: bool = True, overwrite: bool = False) -> str:
+    """Export ``model``'s classifier and CAM (no training-only heads) in ``format``, atomically.
+
+    Formats (Keras 3's names):
+
+    - ``"tf_saved_model"``: a folder, see :func:`export_saved_model` (endpoints
+      ``serve`` and ``cam``).
+    - ``"onnx"``: one ``.onnx`` file; inputs named by the model's input keys
+      (``image``, and ``part_box`` for a dual-input model), outputs
+      ``logits``, ``probabilities``, ``cam`` and ``cam_upsampled``. Serve it
+      with ``onnxruntime.InferenceSession(path).run(None, {"image": x})``.
+    - ``"litert"``: one ``.tflite`` file with one signature, ``serve``, with
+      the same named inputs and outputs. Serve it with
+      ``ai_edge_litert.interpreter.Interpreter(model_path=path)
+      .get_signature_runner("serve")(image=x)``.
+
+    ``x`` is a float32 ``(batch, H, W, C)`` image in [0, 1], as the model
+    takes it; the batch size is free. ONNX and LiteRT are written from the
+    TensorFlow backend (``KERAS_BACKEND=tensorflow``) and need the
+    ``export`` extra (``pip install "keras-priors[export]"``).
+
+    The file rules are those of the SavedModel: ``filepath`` may be new or an
+    earlier export of this library in the same format (recognised by a marker
+    in the file's metadata, ``keras_priors_export``), which is replaced.
+    Anything else (a user's file, a folder, a link) raises
+    ``FileExistsError`` before any work unless ``overwrite=True``, which moves
+    it aside to ``<filepath>.replaced-<time>``; nothing is ever deleted. The
+    file is written beside ``filepath`` and renamed into place when complete.
+
+    Args:
+        model: a zoo ``PriorModel``.
+        filepath: the SavedModel folder, or the ``.onnx`` / ``.tflite`` file.
+        format: ``"tf_saved_model"``, ``"onnx"`` or ``"litert"``.
+        verbose: print where the model went.
+        overwrite: move an existing user's file or folder aside instead of refusing.
+
+    Returns:
+        The absolute path of what was written.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"Expected `format` to be one of {', '.join(map(repr, FORMATS))}. Received: format={format!r}")
+    if format == "tf_saved_model":
+        return export_saved_model(model, filepath, verbose=verbose, overwrite=overwrite)
+    return _export_file(model, filepath, format, verbose=verbose, overwrite=overwrite)
+
+
+def _require(format: str) -> None:
+    """Raise a clear error when ``format`` cannot be written here (backend, missing packages)."""
+    import importlib.util
+
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"Expected the TensorFlow backend to export format={format!r} (KERAS_BACKEND=tensorflow). "
+                         f"Received: backend {keras.backend.backend()!r}")
+    missing = [m for m in _NEEDS[format] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"Exporting format={format!r} needs the package(s) {', '.join(missing)}: "
+                          f"pip install \"keras-priors[export]\"")
+
+
+def _read_file_marker(path: str, format: str):
+    """The marker dict of an ONNX/LiteRT file this library wrote, else None (never raises)."""
+    try:
+        if not os.path.isfile(path) or os.path.islink(path) or os.path.getsize(path) >= 2**31:
+            return None
+        if format == "onnx":
+            import onnx
+
+            proto = onnx.load(path, load_external_data=False)
+            for prop in proto.metadata_props:
+                if prop.key == FILE_MARKER:
+                    return json.loads(prop.value)
+            return None
+        with open(path, "rb") as f:
+            if f.read(8)[4:8] != b"TFL3":  # the flatbuffer file identifier of a LiteRT model
+                return None
+            f.seek(0)
+            data = f.read()
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        tflite = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+        for entry in tflite.metadata or ():
+            name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+            if name == FILE_MARKER:
+                return json.loads(bytes(tflite.buffers[entry.buffer].data).decode())
+        return None
+    except Exception:  # unreadable, not a model, not ours: all "not ours"
+        return None
+
+
+def _check_file_destination(filepath: str, format: str, overwrite: bool) -> str:
+    """What ``filepath`` is now: ``"new"``, ``"ours"`` or ``"foreign"``; raise if it may not be replaced."""
+    if not os.path.lexists(filepath):
+        return "new"
+    if os.path.islink(filepath):
+        what = "a symbolic link"
+    elif os.path.isdir(filepath):
+        what = "a folder"
+    elif _read_file_marker(filepath, format) is not None:
+        return "ours"
+    else:
+        what = f"an existing file that is not a {_LABEL[format]} model written by keras_priors"
+    if not overwrite:
+        raise FileExistsError(
+            f"Expected `filepath` to be a new file or a {_LABEL[format]} model written by keras_priors. "
+            f"Received: filepath={filepath!r}, {what}; nothing was written. Choose another path or pass "
+            f"overwrite=True (--overwrite) to move it aside to a backup beside it."
+        )
+    return "foreign"
+
+
+def _swap_file_into_place(tmp: str, filepath: str, format: str, overwrite: bool) -> str | None:
+    """Move the finished file ``tmp`` to ``filepath``; return the backup path of a replaced foreign entry."""
+    state = _check_file_destination(filepath, format, overwrite)
+    if state == "new":
+        try:
+            os.link(tmp, filepath)  # fails, clobbering nothing, if something appeared at filepath meanwhile
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links
+            os.replace(tmp, filepath)
+        else:
+            os.unlink(tmp)
+        return None
+    if state == "ours":  # our own earlier export: replaced in one rename
+        os.replace(tmp, filepath)
+        return None
+    aside = _backup_name(filepath)
+    os.replace(filepath, aside)
+    try:
+        os.replace(tmp, filepath)
+    except BaseException:
+        os.replace(aside, filepath)
+        raise
+    return aside
+
+
+def _onnx_bytes(inf, specs, image_hw, marker) -> bytes:
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    try:  # Keras's own fix-up of tf2onnx for NumPy 2 (what keras.Model.export(format="onnx") calls)
+        from keras.src.export.tf2onnx_lib import patch_tf2onnx
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # its `hasattr(np, "object")` probe on NumPy 2
+            patch_tf2onnx()
+    except ImportError:
+        pass
+    fn = tf.function(lambda inputs: serving_outputs(inf, inputs, image_hw), input_signature=[specs])
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=[specs])
+    onnx.helper.set_model_props(proto, {FILE_MARKER: json.dumps(marker)})
+    return proto.SerializeToString()
+
+
+def _litert_bytes(inf, specs, image_hw, marker) -> bytes:
+    import tensorflow as tf
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    archive = keras.export.ExportArchive()
+    archive.track(inf)
+    archive.add_endpoint("serve", lambda inputs: serving_outputs(inf, inputs, image_hw), input_signature=[specs])
+    with tempfile.TemporaryDirectory(prefix="keras_priors_litert-") as saved:  # our own scratch folder
+        archive.write_out(saved, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=["serve"])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # runs on the plain interpreter
+        data = converter.convert()
+    tflite = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    buffer = schema.BufferT()
+    buffer.data = list(json.dumps(marker).encode())
+    tflite.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = FILE_MARKER
+    entry.buffer = len(tflite.buffers) - 1
+    tflite.metadata = list(tflite.metadata or ()) + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tflite))
+
+
+def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: bool = False) -> str:
+    """Write ``model``'s classifier and CAM as one ONNX or LiteRT file (see :func:`export_model`)."""
+    filepath = os.path.abspath(os.fspath(filepath))
+    suffix = _SUFFIX[format]
+    if not filepath.endswith(suffix):
+        raise ValueError(f"Expected `filepath` to end with {suffix!r} for format={format!r}. "
+                         f"Received: filepath={filepath!r}")
+    _require(format)
+    _check_file_destination(filepath, format, bool(overwrite))  # fail before any work, with nothing touched
+
+    inf = inference_model(model, include_cam=True)
+    specs = _input_specs(inf)
+    image_hw = tuple(inf.input["image"].shape[1:3])
+    from keras_priors import __version__
+
+    names = ["logits", "probabilities"] + (["cam", "cam_upsampled"] if "cam" in inf.output else [])  # serving_outputs'
+    marker = {"library": "keras_priors", "version": __version__, "model": model.name, "format": format,
+              "inputs": list(specs), "outputs": names}
+    writer = _onnx_bytes if format == "onnx" else _litert_bytes
+
+    parent = os.path.dirname(filepath)
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=suffix, dir=parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(writer(inf, specs, image_hw, marker))
+        aside = _swap_file_into_place(tmp, filepath, format, bool(overwrite))
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)  # our temporary file only
+        raise
+    if aside:
+        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=3)
+    if verbose:
+        print(f"Exported the classifier of {model.name!r} to {filepath} ({_LABEL[format]}; inputs: "
+              f"{', '.join(specs)}; outputs: {', '.join(names)})")
     return filepath

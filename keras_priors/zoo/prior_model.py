@@ -263,16 +263,25 @@ class PriorModel(keras.Model):
         return inference_model(self, include_cam=include_cam)
 
     def export(self, filepath, format="tf_saved_model", verbose=True, overwrite=False, **kwargs):
-        """Write a SavedModel with ``serve`` (logits, probabilities) and ``cam`` endpoints.
+        """Export the classifier and its CAM, without the training-only heads.
 
-        Training-only heads are not exported. The directory is written next
-        to ``filepath`` first and moved into place when complete. An existing
-        file or a folder that is not an earlier export raises unless
+        ``format`` is ``"tf_saved_model"`` (a folder with ``serve`` and ``cam``
+        endpoints), ``"onnx"`` (a ``.onnx`` file) or ``"litert"`` (a
+        ``.tflite`` file); all take the model's named inputs (``image`` in
+        [0, 1]) and give ``logits``, ``probabilities``, ``cam`` and
+        ``cam_upsampled``. See ``keras_priors.zoo.export_model``.
+
+        The export is written next to ``filepath`` first and moved into place
+        when complete. An earlier export of this library in the same format
+        is replaced; any other existing file or folder raises unless
         ``overwrite=True`` (then it is moved aside, never deleted).
         """
-        from keras_priors.zoo.export import export_saved_model
+        from keras_priors.zoo.export import export_model
 
-        return export_saved_model(self, filepath, verbose=verbose, overwrite=overwrite)
+        if kwargs:
+            raise TypeError(f"PriorModel.export: Expected filepath, format, verbose and overwrite only (the input "
+                            f"signature is the model's own). Received: {', '.join(sorted(kwargs))}")
+        return export_model(self, filepath, format=format, verbose=verbose, overwrite=overwrite)
 
     # === Config ===
     def get_config(self):

@@ -1,10 +1,6 @@
 import glob
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
@@ -15,7 +11,6 @@ from keras_priors.cli import main
 
 from harness import dict_dataset
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_cam_images_writes_tensorboard_images(kakapo32, tmp_path):
@@ -76,51 +71,6 @@ def test_demo_quick(tmp_path, capsys):
     assert len(glob.glob(str(tmp_path / "explained" / "*.png"))) == 8
     assert f"tensorboard --logdir {tmp_path / 'logs'}" in out
     assert glob.glob(str(tmp_path / "logs" / "plain" / "train" / "events.*"))
-
-
-RECIPE = """
-model = "resnet_tiny"
-num_classes = 2
-input_shape = [32, 32, 3]
-[data]
-name = "kakapo"
-train_samples = 256
-test_samples = 32
-batch_size = 32
-[train]
-epochs = {epochs}
-learning_rate = 0.001
-[[priors]]
-type = "CAMSuppression"
-classes = [0]
-"""
-
-
-def test_train_resumes_after_sigkill(tmp_path):
-    """Kill training mid-run with SIGKILL; a rerun resumes after the last finished epoch."""
-    recipe = tmp_path / "r.toml"
-    recipe.write_text(RECIPE.format(epochs=40))
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "keras_priors.cli", "train", "--recipe", str(recipe), "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": REPO, "KERAS_BACKEND": "tensorflow"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "checkpoints" / "state.json"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if state.exists() and json.loads(state.read_text())["epochs_done"] >= 2:
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = json.loads(state.read_text())["epochs_done"]
-    assert 2 <= done < 40
-    assert not (out / "model.keras").exists()
-    recipe.write_text(RECIPE.format(epochs=done + 1))
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Resuming from" in result.stdout and f"{done} epoch(s) already done" in result.stdout
-    assert json.loads(state.read_text())["epochs_done"] == done + 1
-    assert (out / "model.keras").exists()
 
 
 def test_train_bad_recipe(tmp_path, capsys):
