@@ -14,11 +14,13 @@ from keras import ops
 
 
 def inference_model(model, include_cam: bool = True) -> keras.Model:
-    """A functional model with the classifier path only.
+    """A functional model without the training-only outputs.
 
-    Inputs are the network's inputs; outputs are ``logits``, ``probabilities``
-    and (with ``include_cam``) ``cam``. Mask decoders, auxiliary heads and other
-    training-only outputs are not part of it, so their weights are not exported.
+    Inputs are the network's inputs; outputs are every network output except
+    those the priors named training-only (``model.training_only``: mask
+    decoders, auxiliary heads, ...), plus ``probabilities``; ``cam`` only with
+    ``include_cam``. Layers that only training-only outputs use are not part
+    of it, so their weights are not exported.
     """
     network = model.network
     outputs = network.output
@@ -27,9 +29,9 @@ def inference_model(model, include_cam: bool = True) -> keras.Model:
         probs = keras.layers.Activation("sigmoid", name="probabilities", dtype="float32")(logits)
     else:
         probs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
-    kept = {"logits": logits, "probabilities": probs}
-    if include_cam and "cam" in outputs:
-        kept["cam"] = outputs["cam"]
+    dropped = set(model.training_only) | (set() if include_cam else {"cam"})
+    kept = {k: v for k, v in outputs.items() if k not in dropped}
+    kept["probabilities"] = probs
     return keras.Model(network.input, kept, name=f"{model.name}_inference")
 
 
@@ -100,7 +102,8 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     """Export ``model``'s classifier as a TensorFlow SavedModel, atomically.
 
     Endpoints:
-        ``serve(**inputs) -> {"logits", "probabilities"}``
+        ``serve(**inputs) -> {"logits", "probabilities", ...}`` (every output
+        of ``inference_model`` but the CAM; training-only outputs are dropped)
         ``cam(**inputs) -> {"cam", "cam_upsampled"}`` (class activation maps
         at feature resolution and resized to the image), when the model has one.
 
@@ -137,7 +140,7 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
 
     def serve(inputs):
         out = inf(inputs, training=False)
-        return {"logits": out["logits"], "probabilities": out["probabilities"]}
+        return {k: v for k, v in out.items() if k != "cam"}
 
     archive.add_endpoint("serve", serve, input_signature=[specs])
     if has_cam:

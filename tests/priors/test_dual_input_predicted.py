@@ -30,7 +30,7 @@ def test_predicted_box_fits_and_the_inference_model_takes_only_the_image(kakapo_
     train, test = kakapo_tiny
     model = _build(priors.DualInput(box="predicted", filters=8))
     assert model.input_keys == ("image",)
-    assert model.training_only == ("dual_input_mask",)
+    assert model.training_only == ("dual_input_box", "dual_input_mask")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["dual_input_mask_loss"][-1]) and history.history["dual_input_mask_loss"][-1] > 0
@@ -81,7 +81,7 @@ def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.priors[0].get_config() == prior.get_config()
-    assert loaded.input_keys == ("image",) and loaded.training_only == ("head_mask",)
+    assert loaded.input_keys == ("image",) and loaded.training_only == ("head_box", "head_mask")
     images = _first_batch(test)["image"]
     for key in ("logits", "head_box", "head_mask"):
         np.testing.assert_allclose(np.asarray(loaded({"image": images})[key]),
