@@ -497,3 +497,29 @@ def run_prior_test(
         assert sorted(reloaded.training_only) == sorted(model.training_only)
         _assert_tree_close(reference, reloaded(inputs, training=False), 1e-5, 1e-5, f"{owner} .keras save/load")
     return model
+
+
+def prior_batch(labels, seed: int = 0, **keys) -> dict:
+    """A batch for ``run_prior_test``: random 32 px images in [0, 1], ``labels``, and the given keys as float32/int32."""
+    labels = np.asarray(labels, "int32")
+    rng = np.random.default_rng(seed)
+    batch = {"image": rng.uniform(0.0, 1.0, (len(labels), 32, 32, 3)).astype("float32"), "label": labels}
+    for key, value in keys.items():
+        value = np.asarray(value)
+        batch[key] = value.astype("int32" if np.issubdtype(value.dtype, np.integer) else "float32")
+    return batch
+
+
+def half_masks(*halves) -> np.ndarray:
+    """(B, 32, 32, 1) masks, one per name: ``"top"``, ``"left"``, ``"full"`` or ``"empty"``."""
+    out = np.zeros((len(halves), 32, 32, 1), "float32")
+    for i, half in enumerate(halves):
+        if half == "top":
+            out[i, :16] = 1
+        elif half == "left":
+            out[i, :, :16] = 1
+        elif half == "full":
+            out[i] = 1
+        elif half != "empty":
+            raise ValueError(f"half_masks: Expected 'top', 'left', 'full' or 'empty'. Received: {half!r}")
+    return out
