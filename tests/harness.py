@@ -349,3 +349,177 @@ def assert_export_serves_the_classifier(model, images, directory):
     inference = model.inference_model()
     assert list(inference.input) == ["image"], list(inference.input)
     assert not [k for k in inference.output if "/" in k], list(inference.output)
+
+
+def run_prior_test(
+    prior_cls,
+    init_kwargs: dict,
+    batch: dict,
+    outputs: dict | None = None,
+    expected_loss: dict | None = None,
+    expected_classification_loss: float | None = None,
+    expected_training_only=(),
+    num_classes: int = 2,
+    run_fit_check: bool = True,
+    run_export_check: bool = True,
+    run_saving_check: bool = True,
+    atol: float = 1e-5,
+):
+    """Run the checks every prior must pass, as ``run_layer_test`` does for a layer.
+
+    1. Config: ``get_config``/``from_config`` and Keras serialization round trips
+       give the same class and config.
+    2. Loss terms: on the hand-made ``outputs`` (a dict of arrays standing for
+       the model's outputs), ``prior.loss_terms(batch, outputs)`` equals
+       ``expected_loss`` (``{term: number}``, weighted; ``{}`` for a prior with
+       no terms), and ``classification_loss`` equals
+       ``expected_classification_loss`` for a prior that replaces it. The
+       weight is applied by the base class, not by the prior.
+    3. Model: ``tiny_zoo_model([prior])`` (resnet_tiny, 32 px) has exactly the
+       training-only outputs ``expected_training_only``; its loss on ``batch``
+       is the classification loss plus the prior's weighted terms; for each
+       key the prior declares, a batch without it fails before the first step
+       with an error naming the prior and the key.
+    4. Fit: one epoch on ``batch`` logs each term as ``<term>_loss``, finite.
+    5. Export: the inference model has every output but the training-only
+       ones (plus ``probabilities``); on TensorFlow the SavedModel serves the
+       same logits from the inputs alone.
+    6. Saving: ``.keras`` save and reload with ``safe_mode=True`` (no
+       ``custom_objects``) gives the same prior config and the same outputs.
+
+    Args:
+        prior_cls: the prior class.
+        init_kwargs: its constructor arguments.
+        batch: a dict of numpy arrays with ``image`` (B, 32, 32, 3), ``label``
+            and the keys the prior needs.
+        outputs: hand-made model outputs for the loss check.
+        expected_loss: the weighted loss terms on ``batch`` and ``outputs``,
+            computed by hand.
+        expected_classification_loss: for a prior that replaces the
+            classification loss, its value on ``batch`` and ``outputs``.
+        expected_training_only: the output names the prior makes training-only.
+        num_classes: primary classes of the tiny model (and of the loss check).
+
+    Returns:
+        The trained ``PriorModel``.
+    """
+    from keras_priors.priors import Prior
+    from keras_priors.zoo.prior_model import classification_loss
+
+    owner = prior_cls.__name__
+    prior = prior_cls(**init_kwargs)
+    assert isinstance(prior, Prior), f"{owner} is not a keras_priors.priors.Prior"
+
+    # === Config ===
+    config = prior.get_config()
+    assert prior_cls.from_config(config).get_config() == config, f"{owner}: config changed on from_config"
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(prior))
+    assert type(revived) is prior_cls, f"{owner}: Keras serialization gave {type(revived).__name__}"
+    assert revived.get_config() == config, f"{owner}: config changed on Keras serialization"
+
+    # === Loss terms against hand-computed numbers ===
+    assert type(prior).loss_terms is Prior.loss_terms, (
+        f"{owner} overrides loss_terms; override unweighted_loss_terms and let the base class apply `weight`")
+    tensors = {k: ops.convert_to_tensor(v) for k, v in batch.items()}
+    if expected_loss is not None:
+        assert outputs is not None, "give the hand-made `outputs` the expected loss was computed on"
+        hand = {k: ops.convert_to_tensor(v) for k, v in outputs.items()}
+        terms = prior.loss_terms(tensors, hand, num_classes)
+        assert sorted(terms) == sorted(expected_loss), f"{owner}: loss terms {sorted(terms)}, expected {sorted(expected_loss)}"
+        assert sorted(terms) == sorted(prior.term_names()), f"{owner}: terms {sorted(terms)} but term_names() {prior.term_names()}"
+        for name, value in terms.items():
+            assert tuple(value.shape) == (), f"{owner}: term {name!r} is not a scalar, shape {value.shape}"
+            np.testing.assert_allclose(float(ops.convert_to_numpy(value)), expected_loss[name], atol=atol,
+                                       err_msg=f"{owner}: loss term {name!r}")
+    if expected_classification_loss is not None:
+        assert prior.replaces_classification_loss, f"{owner} does not replace the classification loss"
+        hand = {k: ops.convert_to_tensor(v) for k, v in outputs.items()}
+        np.testing.assert_allclose(float(ops.convert_to_numpy(prior.classification_loss(tensors, hand, num_classes))),
+                                   expected_classification_loss, atol=atol, err_msg=f"{owner}: classification loss")
+
+    # === The model: training-only outputs, total loss, keys check ===
+    model = tiny_zoo_model([prior], num_classes=num_classes)
+    assert sorted(model.training_only) == sorted(expected_training_only), (
+        f"{owner}: training-only outputs {sorted(model.training_only)}, expected {sorted(expected_training_only)}")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    y_pred = model(tensors, training=False)
+    terms = prior.loss_terms(tensors, y_pred, num_classes)
+    if prior.replaces_classification_loss:
+        cls_loss = prior.classification_loss(tensors, y_pred, num_classes)
+    else:
+        cls_loss = classification_loss(tensors["label"], y_pred["logits"], num_classes)
+    want = float(ops.convert_to_numpy(cls_loss)) + sum(float(ops.convert_to_numpy(v)) for v in terms.values())
+    got = float(ops.convert_to_numpy(model.compute_loss(x=tensors, y_pred=y_pred)))
+    np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=f"{owner}: model loss is not classification + terms")
+    needed = list(dict.fromkeys([*prior.required_keys, *prior.data_spec()]))
+    for key in needed:
+        assert key in batch, f"give `batch` the key {key!r} that {owner} needs"
+        without = {k: v for k, v in batch.items() if k != key}
+        try:
+            model.fit(without, epochs=1, batch_size=len(batch["image"]), verbose=0)
+        except ValueError as e:
+            assert key in str(e) and owner in str(e), f"{owner}: the error for a missing {key!r} does not name both: {e}"
+        else:
+            raise AssertionError(f"{owner}: a batch without {key!r} trained")
+        assert int(model.optimizer.iterations) == 0, f"{owner}: a step ran before the missing {key!r} was reported"
+
+    # === Fit ===
+    if run_fit_check:
+        history = model.fit(dict(batch), epochs=1, batch_size=len(batch["image"]), verbose=0).history
+        assert np.isfinite(history["loss"][-1]), f"{owner}: training loss {history['loss'][-1]}"
+        for term in prior.term_names():
+            assert np.isfinite(history[f"{term}_loss"][-1]), f"{owner}: {term}_loss not logged or not finite"
+
+    # === Export: training-only outputs dropped ===
+    inputs = {k: batch[k] for k in model.input_keys}
+    inference = model.inference_model()
+    want_outputs = (set(model.network.output) - set(model.training_only)) | {"probabilities"}
+    assert set(inference.output) == want_outputs, f"{owner}: inference outputs {sorted(inference.output)}, expected {sorted(want_outputs)}"
+    reference = _to_numpy(model(inputs, training=False))
+    if run_export_check and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tempfile.TemporaryDirectory() as tmp:
+            loaded = tf.saved_model.load(model.export(os.path.join(tmp, "exported"), verbose=False))
+            served = loaded.serve({k: tf.constant(v) for k, v in inputs.items()})
+            assert not set(served) & set(model.training_only), f"{owner}: export serves {sorted(served)}"
+            np.testing.assert_allclose(served["logits"].numpy(), reference["logits"], atol=1e-5,
+                                       err_msg=f"{owner}: exported logits")
+
+    # === .keras save and reload, safe_mode=True ===
+    if run_saving_check:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.keras")
+            model.save(path)
+            reloaded = keras.saving.load_model(path, safe_mode=True)
+        assert [type(p) for p in reloaded.priors] == [prior_cls], f"{owner}: reloaded priors {reloaded.priors}"
+        assert reloaded.priors[0].get_config() == prior.get_config(), f"{owner}: prior config changed on reload"
+        assert sorted(reloaded.training_only) == sorted(model.training_only)
+        _assert_tree_close(reference, reloaded(inputs, training=False), 1e-5, 1e-5, f"{owner} .keras save/load")
+    return model
+
+
+def prior_batch(labels, seed: int = 0, **keys) -> dict:
+    """A batch for ``run_prior_test``: random 32 px images in [0, 1], ``labels``, and the given keys as float32/int32."""
+    labels = np.asarray(labels, "int32")
+    rng = np.random.default_rng(seed)
+    batch = {"image": rng.uniform(0.0, 1.0, (len(labels), 32, 32, 3)).astype("float32"), "label": labels}
+    for key, value in keys.items():
+        value = np.asarray(value)
+        batch[key] = value.astype("int32" if np.issubdtype(value.dtype, np.integer) else "float32")
+    return batch
+
+
+def half_masks(*halves) -> np.ndarray:
+    """(B, 32, 32, 1) masks, one per name: ``"top"``, ``"left"``, ``"full"`` or ``"empty"``."""
+    out = np.zeros((len(halves), 32, 32, 1), "float32")
+    for i, half in enumerate(halves):
+        if half == "top":
+            out[i, :16] = 1
+        elif half == "left":
+            out[i, :, :16] = 1
+        elif half == "full":
+            out[i] = 1
+        elif half != "empty":
+            raise ValueError(f"half_masks: Expected 'top', 'left', 'full' or 'empty'. Received: {half!r}")
+    return out

@@ -28,10 +28,11 @@ from keras_priors.priors.grad_cam_penalty import GradCAMPenalty
 from keras_priors.priors.input_gradient import InputGradient
 from keras_priors.priors.mask_decoder import MaskDecoder
 from keras_priors.priors.pretrained import Pretrained
-from keras_priors.priors.prior import BuildContext, GradientRequest, Prior
+from keras_priors.priors.prior import BOX, MASK, BuildContext, DataKey, FitPhase, GradientRequest, Prior
 from keras_priors.priors.spatial_attention import SpatialAttention
 
 __all__ = [
+    "BOX", "MASK", "DataKey", "FitPhase",
     "Auxiliary", "BackgroundSwap", "BuildContext", "CAMSuppression", "ConfidencePenalty", "DualInput", "Energy",
     "FeatureContraction", "GradCAMPenalty", "GradientRequest", "InputGradient", "LabelSmoothing", "MaskDecoder",
     "Pretrained", "Prior", "SpatialAttention",

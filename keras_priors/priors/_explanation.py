@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from keras_priors.losses import _explanation
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import MASK, Prior
 from keras_priors.validation import check_one_of
 
 
 class ExplanationPrior(Prior):
     """A prior whose loss reads a gradient the model computes for it: the output keys, named by the prior."""
+
+    def data_spec(self):
+        return {self.mask: MASK}
 
     @property
     def gradient_key(self) -> str:

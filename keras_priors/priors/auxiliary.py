@@ -5,12 +5,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import layers
 from keras_priors.priors._common import masked_mean
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import DataKey, Prior
 from keras_priors.validation import check_class_indices, check_classes_below, check_positive_int
 
 
+@keras_priors_export("keras_priors.priors.Auxiliary")
 class Auxiliary(Prior):
     """An auxiliary classification head trained on ``target`` labels (e.g. fine-grained species).
 
@@ -58,14 +60,17 @@ class Auxiliary(Prior):
         ctx.outputs[self.output_name] = head(ctx.features[level])
         ctx.training_only.add(self.output_name)
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def data_spec(self):
+        return {self.target: DataKey(description="auxiliary class indices per sample, negative to ignore")}
+
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         aux = layers.exclude_from_auxiliary(targets[self.target], targets["label"], self.exclude_classes)
         aux = ops.reshape(ops.cast(aux, "int32"), (-1,))
         valid = ops.cast(aux >= 0, "float32")
         safe = ops.where(aux >= 0, aux, 0)
         logits = ops.cast(outputs[self.output_name], "float32")
         per_sample = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
-        return {self.name: self.weight * masked_mean(per_sample, valid)}
+        return {self.name: masked_mean(per_sample, valid)}
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "target": self.target,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_priors.priors.prior import Prior
+from keras_priors.api_export import keras_priors_export
+from keras_priors.priors.prior import MASK, Prior
 from keras_priors.validation import check_fraction, check_one_of
 
 _FILLS = ("mean", "none")
 
 
+@keras_priors_export("keras_priors.priors.BackgroundSwap")
 class BackgroundSwap(Prior):
     """Composite each object onto the background of another image in the batch.
 
@@ -94,6 +96,9 @@ class BackgroundSwap(Prior):
             u = keras.random.uniform((n, 1, 1, 1), seed=seed_generator)
             swapped = ops.where(u < self.probability, swapped, image)
         return {**batch, "image": ops.cast(swapped, dtype)}
+
+    def data_spec(self):
+        return {self.mask: MASK}
 
     def get_config(self):
         return {"mask": self.mask, "probability": self.probability, "fill": self.fill, "name": self.name}

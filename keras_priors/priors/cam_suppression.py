@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import MASK, Prior
 from keras_priors.validation import check_class_indices
 
 
+@keras_priors_export("keras_priors.priors.CAMSuppression")
 class CAMSuppression(Prior):
     """Suppress evidence for chosen classes outside the object mask.
 
@@ -75,12 +77,15 @@ class CAMSuppression(Prior):
                 "(the zoo default, or DualInput(fusion='concat')). Received outputs: " + str(sorted(ctx.outputs))
             )
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def data_spec(self):
+        return {self.mask: MASK}
+
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         per_sample = losses.cam_suppression(
             outputs["cam"], targets[self.mask], classes=self.classes, labels=targets["label"],
             normalize=self.normalize, power=self.power, evidence=self.evidence,
         )
-        return {self.name: self.weight * ops.mean(per_sample)}
+        return {self.name: ops.mean(per_sample)}
 
     def metric_names(self):
         return ["cam_in_mask"]

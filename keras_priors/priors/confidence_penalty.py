@@ -5,11 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
 from keras_priors.priors.prior import Prior
 from keras_priors.validation import check_fraction, check_non_negative
 
 
+@keras_priors_export("keras_priors.priors.ConfidencePenalty")
 class ConfidencePenalty(Prior):
     """Penalise over-confident predictions: ``-beta * H(p)`` (Pereyra et al. 2017).
 
@@ -36,14 +38,15 @@ class ConfidencePenalty(Prior):
         self.beta = float(beta)
         self.threshold = threshold
 
-    def loss_terms(self, targets, outputs, num_classes):
-        value = losses.confidence_penalty(outputs["logits"], beta=self.beta, threshold=self.threshold)
-        return {self.name: ops.mean(value)}
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
+        value = losses.confidence_penalty(outputs["logits"], beta=1.0, threshold=self.threshold)
+        return {self.name: ops.mean(value)}  # the base class multiplies by weight = beta
 
     def get_config(self):
         return {"beta": self.beta, "threshold": self.threshold, "name": self.name}
 
 
+@keras_priors_export("keras_priors.priors.LabelSmoothing")
 class LabelSmoothing(Prior):
     """Replace the primary cross-entropy by its label-smoothed form (Keras' own losses).
 
@@ -86,6 +89,7 @@ class LabelSmoothing(Prior):
         return {"smoothing": self.smoothing, "name": self.name}
 
 
+@keras_priors_export("keras_priors.priors.FeatureContraction")
 class FeatureContraction(Prior):
     """L2 penalty on the pooled last feature map (feature contraction).
 
@@ -119,8 +123,8 @@ class FeatureContraction(Prior):
         ctx.outputs["features"] = keras.layers.GlobalAveragePooling2D(name="pooled_features")(ctx.features[level])
         ctx.training_only.add("features")
 
-    def loss_terms(self, targets, outputs, num_classes):
-        return {self.name: ops.mean(losses.feature_contraction(outputs["features"], weight=self.weight))}
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
+        return {self.name: ops.mean(losses.feature_contraction(outputs["features"]))}
 
     def get_config(self):
         return {**super().get_config(), "level": self.level}

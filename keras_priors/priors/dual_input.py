@@ -5,13 +5,15 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import layers, losses
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import BOX, MASK, Prior
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
 
 _BOXES = ("predicted", "oracle")
 
 
+@keras_priors_export("keras_priors.priors.DualInput")
 class DualInput(Prior):
     """Two streams, whole image and part crop, fused late.
 
@@ -49,8 +51,9 @@ class DualInput(Prior):
         a Dense classifier (no ``cam`` output).
 
     Outputs: ``logits`` (and ``cam`` with concat); with ``box="predicted"``
-    also ``<name>_box`` (the predicted box, kept at inference by the network
-    but not exported) and ``<name>_mask`` (mask logits, training-only).
+    also ``<name>_box`` (the predicted box: the network computes it, but it
+    is a training-only output, so export does not serve it) and
+    ``<name>_mask`` (mask logits, training-only).
 
     Args:
         part: data key of the true part box (oracle mode only; default
@@ -199,17 +202,21 @@ class DualInput(Prior):
         ctx.outputs[self.mask_output] = mask_logits
         ctx.training_only.add(self.mask_output)
         ctx.outputs[self.box_output] = box
+        ctx.training_only.add(self.box_output)  # the network computes it; export does not serve it
         return box
 
     def term_names(self):
         return [f"{self.name}_mask"] if self.box == "predicted" else []
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def data_spec(self):
+        return {self.part: BOX} if self.box == "oracle" else {self.part_mask: MASK}
+
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         if self.box != "predicted":
             return {}
         value = losses.mask_loss(targets[self.part_mask], outputs[self.mask_output],
                                  dice_weight=self.dice_weight, bce_weight=self.bce_weight)
-        return {f"{self.name}_mask": self.weight * ops.mean(value)}
+        return {f"{self.name}_mask": ops.mean(value)}
 
     def get_config(self):
         return {"part": self.part, "shared": self.shared, "fusion": self.fusion, "crop_size": self.crop_size,

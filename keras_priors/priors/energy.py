@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses import _spatial
@@ -14,6 +15,7 @@ from keras_priors.validation import check_one_of
 _ATTRIBUTIONS = ("cam", "grad_cam")
 
 
+@keras_priors_export("keras_priors.priors.Energy")
 class Energy(_explanation.ExplanationPrior):
     """The energy loss: ``1 - (positive attribution inside the mask) / (total positive attribution)``.
 
@@ -97,12 +99,12 @@ class Energy(_explanation.ExplanationPrior):
         selection = explanation_losses.class_selection(scores, self.classes, targets.get("label"))
         return ops.sum(evidence * selection[:, None, None, :], axis=-1, keepdims=True)
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         attribution = self.attribution_map(targets, outputs)
         if attribution is None:
             return {}
         per_sample = losses.energy_loss(attribution, targets[self.mask], mask_is=self.mask_is)
-        return {self.name: self.weight * ops.mean(per_sample)}
+        return {self.name: ops.mean(per_sample)}
 
     def get_config(self):
         return {**super().get_config(), "mask": self.mask, "attribution": self.attribution, "level": self.level,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
@@ -11,6 +12,7 @@ from keras_priors.priors import _explanation
 from keras_priors.priors.prior import GradientRequest
 
 
+@keras_priors_export("keras_priors.priors.GradCAMPenalty")
 class GradCAMPenalty(_explanation.ExplanationPrior):
     """Penalise the Grad-CAM map outside the object (RRR-G).
 
@@ -71,12 +73,12 @@ class GradCAMPenalty(_explanation.ExplanationPrior):
     def _score(self, outputs, batch):
         return explanation_losses.class_score(outputs["logits"], self.classes, batch.get("label"), kind="logit")
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         if self.gradient_key not in outputs:
             return {}
         per_sample = losses.grad_cam_penalty(outputs[self.features_key], outputs[self.gradient_key],
                                              targets[self.mask], mask_is=self.mask_is, normalize=self.normalize)
-        return {self.name: self.weight * ops.mean(per_sample)}
+        return {self.name: ops.mean(per_sample)}
 
     def get_config(self):
         return {**super().get_config(), "mask": self.mask, "level": self.level, "mask_is": self.mask_is,

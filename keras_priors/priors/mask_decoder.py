@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import layers, losses
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import MASK, Prior
 from keras_priors.validation import check_positive_int
 
 
+@keras_priors_export("keras_priors.priors.MaskDecoder")
 class MaskDecoder(Prior):
     """Predict a part or object mask from the backbone's feature maps.
 
@@ -61,10 +63,13 @@ class MaskDecoder(Prior):
         ctx.outputs[self.output_name] = head(feats if len(feats) > 1 else feats[0])
         ctx.training_only.add(self.output_name)
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def data_spec(self):
+        return {self.target: MASK}
+
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         value = losses.mask_loss(targets[self.target], outputs[self.output_name],
                                  dice_weight=self.dice_weight, bce_weight=self.bce_weight)
-        return {self.name: self.weight * ops.mean(value)}
+        return {self.name: ops.mean(value)}
 
     def get_config(self):
         return {**super().get_config(), "target": self.target, "levels": self.levels, "filters": self.filters,

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 
-from keras_priors.priors.prior import Prior
+import keras
+
+from keras_priors.api_export import keras_priors_export
+from keras_priors.priors.prior import FitPhase, Prior
 from keras_priors.validation import check_non_negative, check_one_of
 
 MODES = ("two_phase", "gate")
 
 
+@keras_priors_export("keras_priors.priors.Pretrained")
 class Pretrained(Prior):
     """Load backbone weights, train the new head first, then fine-tune everything.
 
@@ -48,8 +52,6 @@ class Pretrained(Prior):
     2
     """
 
-    is_pretrained = True
-
     def __init__(self, weights, freeze_epochs: int = 0, unfreeze_learning_rate_factor: float = 0.1,
                  mode: str = "two_phase", name: str | None = None):
         super().__init__(weight=0.0, name=name)
@@ -87,6 +89,38 @@ class Pretrained(Prior):
         from keras_priors.callbacks.freeze import FreezeBackbone
 
         return [FreezeBackbone(self.freeze_epochs, learning_rate_factor=self.unfreeze_learning_rate_factor)]
+
+    def backbone_weights(self):
+        return self.weights
+
+    def fit_schedule(self, model, initial_epoch):
+        """``mode="two_phase"``: the frozen epochs, then the rest unfrozen (a second ``fit``, needed on JAX).
+
+        ``mode="gate"`` runs in one ``fit`` with its ``FreezeBackbone`` callback instead.
+        """
+        if self.mode != "two_phase" or not self.freeze_epochs:
+            return []
+        if initial_epoch < self.freeze_epochs:
+            return [FitPhase(initial_epoch, self._freeze), FitPhase(self.freeze_epochs, self._unfreeze)]
+        return [FitPhase(initial_epoch, self._unfreeze)]
+
+    def _freeze(self, model):
+        """Freeze the backbone and recompile with a fresh optimizer of the same configuration."""
+        if model.backbone.trainable:
+            model.backbone.trainable = False
+            model.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(model.optimizer)))
+
+    def _unfreeze(self, model):
+        """Make the backbone trainable; recompile with a fresh optimizer at the scaled learning rate."""
+        if model.backbone.trainable:
+            return
+        config = keras.optimizers.serialize(model.optimizer)
+        model.backbone.trainable = True
+        fine_tune = keras.optimizers.deserialize(config)
+        lr = config["config"].get("learning_rate")
+        if isinstance(lr, (int, float)):
+            fine_tune.learning_rate = lr * self.unfreeze_learning_rate_factor
+        model.compile(optimizer=fine_tune)
 
     def get_config(self):
         return {"weights": self.weights, "freeze_epochs": self.freeze_epochs,

@@ -43,6 +43,56 @@ class BuildContext:
 
 
 @dataclasses.dataclass(frozen=True)
+class DataKey:
+    """What a prior needs in one data key: its per-sample shape and the kind of values.
+
+    The zoo checks every key a prior declares (``Prior.data_spec``) before the
+    first training step: the key is present, its shape fits, and the first
+    batch's values are valid for the kind.
+
+    Attributes:
+        shape: the per-sample shape (batch dimension excluded); ``"H"`` and
+            ``"W"`` stand for the images' height and width, ``None`` for any
+            size. ``None`` instead of a tuple: any shape.
+        kind: ``"mask"`` (finite floats in [0, 1]), ``"box"`` (``[y1, x1, y2,
+            x2]`` in [0, 1], ``y1 <= y2``, ``x1 <= x2``) or ``"any"`` (values
+            unchecked).
+        description: what the key holds, for error messages.
+    """
+
+    shape: tuple | None = None
+    kind: str = "any"
+    description: str = ""
+
+    def shape_text(self) -> str:
+        return "(batch,) + " + str(tuple(self.shape)) if self.shape is not None else "any shape"
+
+
+#: A mask at image resolution with one channel, values in [0, 1].
+MASK = DataKey(("H", "W", 1), "mask", "a mask at image resolution, (H, W, 1) in [0, 1]")
+#: A box ``[y1, x1, y2, x2]`` relative to the image.
+BOX = DataKey((4,), "box", "a box [y1, x1, y2, x2] in [0, 1]")
+
+
+@dataclasses.dataclass
+class FitPhase:
+    """One stretch of training a prior's fit schedule asks for.
+
+    ``PriorModel.fit`` splits the requested epochs at each phase's
+    ``start_epoch`` and, before training from it, calls ``begin(model)``
+    (which may change what is trainable and recompile). Phases are run as
+    separate ``fit`` calls whose histories are merged.
+
+    Attributes:
+        start_epoch: the epoch (0-based) the phase begins at.
+        begin: ``begin(model)``, run before the phase's first epoch.
+    """
+
+    start_epoch: int
+    begin: object
+
+
+@dataclasses.dataclass(frozen=True)
 class GradientRequest:
     """A gradient a prior needs in the train step (double backprop).
 
@@ -74,11 +124,46 @@ class GradientRequest:
 class Prior:
     """One way to put prior knowledge into a classifier.
 
-    A prior declares the data keys it needs (``required_keys``), may change the
-    network (``modify_features`` before the classifier head, ``add_heads``
-    after it), may ask for gradients computed in the train step
-    (``gradient_requests``), and contributes weighted loss terms
-    (``loss_terms``), each logged as its own scalar. All hooks are optional.
+    The contract ``keras_priors.zoo`` builds, trains, exports and saves a
+    prior by; the zoo never names a particular prior. A prior
+
+    - declares the data keys it needs (``required_keys``) and their shapes
+      (``data_spec``), checked before the first training step;
+    - may change the network (``modify_features`` before the classifier head,
+      ``build_head`` instead of it, ``add_heads`` after it) and names the
+      outputs it adds that are training-only (``ctx.training_only``): export
+      drops exactly those;
+    - may change a training batch (``transform_batch``) or ask for gradients
+      computed in the train step (``gradient_requests``);
+    - contributes loss terms: ``unweighted_loss_terms`` returns them and the
+      base class multiplies each by ``weight`` once (``loss_terms``); each is
+      logged as its own scalar;
+    - may bring callbacks (``callbacks``), backbone weights
+      (``backbone_weights``) and a fit schedule (``fit_schedule``);
+    - saves and reloads through ``get_config``/``from_config`` and Keras
+      serialization: register a subclass with
+      ``@keras.saving.register_keras_serializable(package=...)`` and a
+      ``.keras`` file holding it reloads with ``safe_mode=True``.
+
+    All hooks are optional.
+
+    Example:
+
+    >>> import keras
+    >>> import keras_priors as kp
+    >>> from keras import ops
+    >>> @keras.saving.register_keras_serializable(package="my_priors")
+    ... class DarkBackground(kp.priors.Prior):  # mean brightness outside the object
+    ...     required_keys = ("object_mask",)
+    ...     def data_spec(self):
+    ...         return {"object_mask": kp.priors.MASK}
+    ...     def unweighted_loss_terms(self, targets, outputs, num_classes):
+    ...         outside = 1.0 - ops.cast(targets["object_mask"], "float32")
+    ...         return {self.name: ops.mean(ops.cast(targets["image"], "float32") * outside)}
+    >>> prior = DarkBackground(weight=2.0)
+    >>> batch = {"image": ops.ones((1, 4, 4, 3)), "object_mask": ops.zeros((1, 4, 4, 1))}
+    >>> float(prior.loss_terms(batch, {}, 2)["dark_background"])  # weight * 1.0
+    2.0
 
     Args:
         weight: the weight of this prior's loss term(s).
@@ -123,6 +208,14 @@ class Prior:
         """True if this prior overrides ``transform_batch``."""
         return type(self).transform_batch is not Prior.transform_batch
 
+    def data_spec(self) -> dict:
+        """``{data key: DataKey}`` for each of ``required_keys``: shapes and kinds the zoo checks.
+
+        The default declares each required key with any shape; priors that
+        know their keys' shapes override it (``{"object_mask": MASK}``).
+        """
+        return {key: DataKey() for key in self.required_keys}
+
     def gradient_requests(self) -> list:
         """``GradientRequest`` objects: gradients the model adds to the outputs for ``loss_terms``.
 
@@ -132,13 +225,25 @@ class Prior:
         """
         return []
 
-    def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
-        """Weighted loss terms ``{name: scalar}`` computed in float32."""
+    def unweighted_loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
+        """The prior's loss terms ``{name: scalar}`` in float32, before ``weight``.
+
+        Override this; ``loss_terms`` applies the weight. ``targets`` is the
+        batch as the dataset gave it, ``outputs`` the model's outputs (plus the
+        gradients of ``gradient_requests``).
+        """
         return {}
+
+    def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
+        """Weighted loss terms ``{name: weight * term}``: what ``PriorModel`` adds to the loss."""
+        return {name: self.weight * value
+                for name, value in self.unweighted_loss_terms(targets, outputs, num_classes).items()}
 
     def term_names(self) -> list:
         """Names of the loss terms ``loss_terms`` returns (logged as ``<name>_loss``)."""
-        return [self.name] if self.weight is not None and type(self).loss_terms is not Prior.loss_terms else []
+        overridden = (type(self).loss_terms is not Prior.loss_terms
+                      or type(self).unweighted_loss_terms is not Prior.unweighted_loss_terms)
+        return [self.name] if self.weight is not None and overridden else []
 
     def metric_names(self) -> list:
         """Names of per-sample metrics ``metric_values`` returns (logged as batch means)."""
@@ -156,13 +261,26 @@ class Prior:
         """Keras callbacks ``fit`` should run with this prior (e.g. unfreezing)."""
         return []
 
+    def backbone_weights(self):
+        """Weights the zoo loads into the backbone at build time (a path or ``"imagenet"``), or None."""
+        return None
+
+    def fit_schedule(self, model, initial_epoch: int) -> list:
+        """``FitPhase`` objects: how ``fit`` splits its epochs (e.g. freeze, then unfreeze).
+
+        Called at the start of each ``fit`` with the model and its
+        ``initial_epoch``. An empty list (the default) is one plain ``fit``.
+        """
+        return []
+
     def check_data(self, keys, spec=None) -> None:
         """Raise before training if the data lacks a key this prior needs."""
-        missing = [k for k in self.required_keys if k not in keys]
+        needed = list(dict.fromkeys([*self.required_keys, *self.data_spec()]))
+        missing = [k for k in needed if k not in keys]
         if missing:
             raise ValueError(
                 f"{type(self).__name__} needs the data key(s) {missing}. "
-                f"Expected a dataset whose elements have keys {sorted(set(self.required_keys) | {'image', 'label'})}. "
+                f"Expected a dataset whose elements have keys {sorted(set(needed) | {'image', 'label'})}. "
                 f"Received keys: {sorted(keys)}"
             )
 

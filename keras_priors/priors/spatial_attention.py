@@ -5,11 +5,13 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from keras_priors.api_export import keras_priors_export
 from keras_priors import layers
 from keras_priors.priors._common import resize_mask_to
-from keras_priors.priors.prior import Prior
+from keras_priors.priors.prior import MASK, Prior
 
 
+@keras_priors_export("keras_priors.priors.SpatialAttention")
 class SpatialAttention(Prior):
     """Gate the last feature map with a learned spatial attention map, supervised by ``target``.
 
@@ -49,13 +51,16 @@ class SpatialAttention(Prior):
         ctx.outputs["attention"] = out["attention"]
         ctx.training_only.add("attention")
 
-    def loss_terms(self, targets, outputs, num_classes):
+    def data_spec(self):
+        return {self.target: MASK} if self.target else {}
+
+    def unweighted_loss_terms(self, targets, outputs, num_classes):
         if not self.target:
             return {}
         attention = ops.cast(outputs["attention"], "float32")
         cells = resize_mask_to(targets[self.target], attention)
         bce = keras.losses.binary_crossentropy(cells, attention, from_logits=False)
-        return {self.name: self.weight * ops.mean(bce)}
+        return {self.name: ops.mean(bce)}
 
     def get_config(self):
         return {**super().get_config(), "target": self.target, "kernel_size": self.kernel_size}

@@ -33,8 +33,9 @@ def build(
         priors: ``keras_priors.priors`` objects.
         weights: ``None`` (random), ``"imagenet"`` for keras.applications
             entries (downloads; not used offline), or a path to a
-            ``.weights.h5`` / ``.keras`` file of the same backbone. The
-            ``Pretrained`` prior is the same with a freeze schedule.
+            ``.weights.h5`` / ``.keras`` file of the same backbone. A prior
+            may bring them instead (``Prior.backbone_weights``), e.g. with a
+            freeze schedule.
         dropout: dropout on the last feature map before the classifier.
         head_level: the feature map the classifier (and so the CAM) reads,
             e.g. ``"P2"``; None takes the last level. An earlier level gives a
@@ -74,11 +75,14 @@ def build(
     if len(set(names)) != len(names):
         raise ValueError(f"zoo.build: two priors share a name; give one `name=`. Received names: {names}")
 
-    pretrained = [p for p in priors if getattr(p, "is_pretrained", False)]
-    if pretrained and weights is not None:
-        raise ValueError("zoo.build: give `weights=` or a Pretrained prior, not both.")
-    if pretrained:
-        weights = pretrained[0].weights
+    bringing = [p for p in priors if p.backbone_weights() is not None]
+    if bringing and weights is not None or len(bringing) > 1:
+        raise ValueError(
+            "zoo.build: Expected one source of backbone weights: `weights=` or one prior that brings them. "
+            f"Received: weights={weights!r} and the prior(s) {[p.name for p in bringing]}."
+        )
+    if bringing:
+        weights = bringing[0].backbone_weights()
 
     # === Backbone ===
     image = keras.Input(shape=input_shape, name="image")

@@ -27,11 +27,20 @@ def _element_shapes(data):
 FIRST_ROWS = 256
 
 
-def _checked_key(key: str) -> bool:
-    return key in ("image", "label") or key.endswith(("_mask", "_box"))
+def _checked_key(key: str, declared=()) -> bool:
+    return key in ("image", "label") or key.endswith(("_mask", "_box")) or key in declared
 
 
-def _first_batch(data):
+def declared_keys(model) -> dict:
+    """``{data key: (prior, DataKey)}`` for every key the model's priors declare (``Prior.data_spec``)."""
+    out = {}
+    for prior in model.priors:
+        for key, spec in prior.data_spec().items():
+            out.setdefault(key, (prior, spec))
+    return out
+
+
+def _first_batch(data, declared=()):
     """The checked keys of a dataset's first element or a dict's first rows, as numpy; None if there are none."""
     try:
         import tensorflow as tf
@@ -43,8 +52,8 @@ def _first_batch(data):
             return None
         if isinstance(element, tuple):
             element = element[0]
-        return {k: np.asarray(v) for k, v in element.items() if _checked_key(k)}
-    batch = {k: np.asarray(v)[:FIRST_ROWS] for k, v in data.items() if _checked_key(k)}
+        return {k: np.asarray(v) for k, v in element.items() if _checked_key(k, declared)}
+    batch = {k: np.asarray(v)[:FIRST_ROWS] for k, v in data.items() if _checked_key(k, declared)}
     return batch if len(batch["image"]) else None
 
 
@@ -63,11 +72,14 @@ def check_first_batch(model, batch) -> None:
 
     Checks: images are floats in [0, 1] (not uint8 or 0-255) and finite;
     labels are whole numbers in ``[0, num_classes)`` (``{0, 1}`` for a
-    single-logit head); every ``*_mask`` has the images' height and width
-    and finite values in [0, 1]; every ``*_box`` (``DualInput``'s part box)
-    is ``[y1, x1, y2, x2]`` in [0, 1] with ``y1 <= y2`` and ``x1 <= x2``.
+    single-logit head); every ``*_mask``, and every key a prior declares a
+    mask (``DataKey(kind="mask")``), has the images' height and width and
+    finite values in [0, 1]; every ``*_box``, and every key declared a box,
+    is ``[y1, x1, y2, x2]`` in [0, 1] with ``y1 <= y2`` and ``x1 <= x2``; a
+    declared shape with ``"H"``/``"W"`` has the images' height/width there.
     Labels stored as floats with whole values (1.0) are accepted; 0.7 is not.
     """
+    declared = declared_keys(model)
     name = model.name
     image = batch["image"]
     if not np.issubdtype(image.dtype, np.floating):
@@ -104,8 +116,12 @@ def check_first_batch(model, batch) -> None:
         )
 
     hw = tuple(image.shape[1:3])
+    kinds = {key: spec.kind for key, (_, spec) in declared.items()}
+    for key, (prior, spec) in declared.items():
+        if key in batch and spec.shape is not None and spec.kind != "mask":
+            _check_image_size(name, prior, key, spec, batch[key], hw)
     for key, value in batch.items():
-        if not key.endswith("_mask"):
+        if not (key.endswith("_mask") or kinds.get(key) == "mask"):
             continue
         if tuple(value.shape[1:3]) != hw:
             raise ValueError(
@@ -121,8 +137,21 @@ def check_first_batch(model, batch) -> None:
             raise ValueError(f"{name}: Expected the data's {key!r} in [0, 1]. Received: {_range_text(v)} "
                              f"in the first batch (it would be clipped).")
     for key, value in batch.items():
-        if key.endswith("_box"):
+        if key.endswith("_box") or kinds.get(key) == "box":
             _check_boxes(name, key, value)
+
+
+def _check_image_size(name, prior, key, spec, value, hw) -> None:
+    """A declared ``"H"``/``"W"`` dimension of ``key`` must be the images' height/width."""
+    sizes = {"H": hw[0], "W": hw[1]}
+    want = tuple(sizes.get(d, d) for d in spec.shape)
+    got = tuple(np.shape(value)[1:])
+    if len(got) == len(want) and all(not isinstance(w, int) or g == w for w, g in zip(want, got)):
+        return
+    raise ValueError(
+        f"{name}: {type(prior).__name__} expects the data's {key!r} of shape (batch,) + {want} "
+        f"({spec.description or spec.shape_text()}). Received: {tuple(np.shape(value))}"
+    )
 
 
 def _check_boxes(name: str, key: str, boxes) -> None:
@@ -171,15 +200,18 @@ def check_training_data(model, data) -> None:
             f"{model.name}: the data's 'image' does not fit the model. Expected batches of shape "
             f"(batch,) + {expected}. Received: {got}"
         )
-    for key in ("object_mask", "part_mask"):
-        if key in shapes and any(p.required_keys and key in p.required_keys for p in model.priors):
-            mshape = shapes[key]
-            if len(mshape) != 4 or mshape[-1] not in (1, None):
+    declared = declared_keys(model)
+    for key, (prior, spec) in declared.items():
+        if key in shapes and spec.shape is not None:
+            got = shapes[key]
+            fits = len(got) == len(spec.shape) + 1 and all(
+                not isinstance(w, int) or g is None or g == w for w, g in zip(spec.shape, got[1:]))
+            if not fits:
                 raise ValueError(
-                    f"{model.name}: the data's {key!r} must be batches of shape (batch, H, W, 1). "
-                    f"Received: {mshape}"
+                    f"{model.name}: {type(prior).__name__} expects the data's {key!r} as batches of shape "
+                    f"{spec.shape_text()} ({spec.description or 'its declared shape'}). Received: {got}"
                 )
-    batch = _first_batch(data)
+    batch = _first_batch(data, declared)
     if batch is None:
         raise ValueError(f"{model.name}: Expected at least one batch of data. Received: an empty dataset.")
     check_first_batch(model, batch)

@@ -19,11 +19,13 @@ from keras import ops
 
 
 def inference_model(model, include_cam: bool = True) -> keras.Model:
-    """A functional model with the classifier path only.
+    """A functional model without the training-only outputs.
 
-    Inputs are the network's inputs; outputs are ``logits``, ``probabilities``
-    and (with ``include_cam``) ``cam``. Mask decoders, auxiliary heads and other
-    training-only outputs are not part of it, so their weights are not exported.
+    Inputs are the network's inputs; outputs are every network output except
+    those the priors named training-only (``model.training_only``: mask
+    decoders, auxiliary heads, ...), plus ``probabilities``; ``cam`` only with
+    ``include_cam``. Layers that only training-only outputs use are not part
+    of it, so their weights are not exported.
     """
     network = model.network
     outputs = network.output
@@ -32,9 +34,9 @@ def inference_model(model, include_cam: bool = True) -> keras.Model:
         probs = keras.layers.Activation("sigmoid", name="probabilities", dtype="float32")(logits)
     else:
         probs = keras.layers.Activation("softmax", name="probabilities", dtype="float32")(logits)
-    kept = {"logits": logits, "probabilities": probs}
-    if include_cam and "cam" in outputs:
-        kept["cam"] = outputs["cam"]
+    dropped = set(model.training_only) | (set() if include_cam else {"cam"})
+    kept = {k: v for k, v in outputs.items() if k not in dropped}
+    kept["probabilities"] = probs
     return keras.Model(network.input, kept, name=f"{model.name}_inference")
 
 
@@ -101,15 +103,20 @@ def _swap_into_place(tmp: str, filepath: str, overwrite: bool) -> str | None:
     return aside
 
 
+#: The CAM outputs of :func:`serving_outputs`; the SavedModel serves them from its ``cam`` endpoint.
+CAM_OUTPUTS = ("cam", "cam_upsampled")
+
+
 def serving_outputs(inf, inputs, image_hw) -> dict:
     """What every export format serves: ``inf``'s outputs on ``inputs`` (inference mode).
 
-    ``{"logits", "probabilities"}``, plus ``"cam"`` (float32, feature
-    resolution) and ``"cam_upsampled"`` (``resize_cam`` to ``image_hw``)
-    when ``inf`` has a CAM output. ``inf`` is an :func:`inference_model`.
+    Every output of ``inf`` (``logits``, ``probabilities`` and any output no
+    prior declared training-only), with ``"cam"`` as float32 at feature
+    resolution plus ``"cam_upsampled"`` (``resize_cam`` to ``image_hw``) when
+    ``inf`` has a CAM output. ``inf`` is an :func:`inference_model`.
     """
     out = inf(inputs, training=False)
-    served = {"logits": out["logits"], "probabilities": out["probabilities"]}
+    served = {k: v for k, v in out.items() if k != "cam"}
     if "cam" in out:
         from keras_priors.explain.resize_cam import resize_cam
 
@@ -130,7 +137,8 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     """Export ``model``'s classifier as a TensorFlow SavedModel, atomically.
 
     Endpoints:
-        ``serve(**inputs) -> {"logits", "probabilities"}``
+        ``serve(**inputs) -> {"logits", "probabilities", ...}`` (every output
+        of ``inference_model`` but the CAM; training-only outputs are dropped)
         ``cam(**inputs) -> {"cam", "cam_upsampled"}`` (class activation maps
         at feature resolution and resized to the image), when the model has one.
 
@@ -167,7 +175,7 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
 
     def serve(inputs):
         out = serving_outputs(inf, inputs, image_hw)
-        return {"logits": out["logits"], "probabilities": out["probabilities"]}
+        return {k: v for k, v in out.items() if k not in CAM_OUTPUTS}
 
     archive.add_endpoint("serve", serve, input_signature=[specs])
     if has_cam:
@@ -408,7 +416,8 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
     image_hw = tuple(inf.input["image"].shape[1:3])
     from keras_priors import __version__
 
-    names = ["logits", "probabilities"] + (["cam", "cam_upsampled"] if "cam" in inf.output else [])  # serving_outputs'
+    # serving_outputs' names, in its order
+    names = [k for k in inf.output if k != "cam"] + (list(CAM_OUTPUTS) if "cam" in inf.output else [])
     marker = {"library": "keras_priors", "version": __version__, "model": model.name, "format": format,
               "inputs": list(specs), "outputs": names}
     writer = _onnx_bytes if format == "onnx" else _litert_bytes

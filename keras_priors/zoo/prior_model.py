@@ -212,44 +212,46 @@ class PriorModel(keras.Model):
         callbacks = list(callbacks or [])
         for prior in self.priors:
             callbacks.extend(prior.callbacks())
-        # Pretrained(mode="gate") brings its FreezeBackbone callback (above) and runs in this one fit;
-        # mode="two_phase" changes the trainable set, which needs a second fit on JAX.
-        pretrained = next((p for p in self.priors if getattr(p, "is_pretrained", False) and p.freeze_epochs
-                           and getattr(p, "mode", "two_phase") == "two_phase"), None)
-        if pretrained is not None:
-            if initial_epoch < pretrained.freeze_epochs:
-                return self._fit_freeze_then_unfreeze(
-                    x, y, args, callbacks, epochs, initial_epoch, pretrained, kwargs)
-            if not self.backbone.trainable:
-                self._unfreeze(pretrained)
-        return super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
-
-    def _unfreeze(self, pretrained):
-        """Make the backbone trainable and recompile with a fresh optimizer at a scaled learning rate."""
-        config = keras.optimizers.serialize(self.optimizer)
-        self.backbone.trainable = True
-        fine_tune = keras.optimizers.deserialize(config)
-        lr = config["config"].get("learning_rate")
-        if isinstance(lr, (int, float)):
-            fine_tune.learning_rate = lr * pretrained.unfreeze_learning_rate_factor
-        self.compile(optimizer=fine_tune)
-
-    def _fit_freeze_then_unfreeze(self, x, y, args, callbacks, epochs, initial_epoch, pretrained, kwargs):
-        """Train the head with the backbone frozen, then everything with a fresh optimizer."""
-        freeze_epochs = pretrained.freeze_epochs
-        if self.backbone.trainable:
-            self.backbone.trainable = False
-            self.compile(optimizer=keras.optimizers.deserialize(keras.optimizers.serialize(self.optimizer)))
-        history = super().fit(x, y, *args, callbacks=callbacks, epochs=min(freeze_epochs, epochs),
-                              initial_epoch=initial_epoch, **kwargs)
-        if epochs <= freeze_epochs or self.stop_training:
-            return history
-        self._unfreeze(pretrained)
-        second = super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=freeze_epochs, **kwargs)
-        for key, values in second.history.items():
-            history.history.setdefault(key, []).extend(values)
-        history.epoch.extend(second.epoch)
+        segments = self._fit_segments(initial_epoch, epochs)
+        if not segments:
+            return super().fit(x, y, *args, callbacks=callbacks, epochs=epochs, initial_epoch=initial_epoch, **kwargs)
+        history = None
+        for start, end, begins in segments:
+            if history is not None and self.stop_training:
+                break
+            for begin in begins:
+                begin(self)
+            part = super().fit(x, y, *args, callbacks=callbacks, epochs=end, initial_epoch=start, **kwargs)
+            if history is None:
+                history = part
+                continue
+            for key, values in part.history.items():
+                history.history.setdefault(key, []).extend(values)
+            history.epoch.extend(part.epoch)
         return history
+
+    def _fit_segments(self, initial_epoch, epochs):
+        """``[(start, end, [begin, ...])]``: the priors' fit schedules, cut to ``[initial_epoch, epochs)``.
+
+        Empty when no prior has a schedule. Each segment is one ``fit`` call;
+        its ``begin`` hooks run before it.
+        """
+        starts = {}
+        for prior in self.priors:
+            for phase in prior.fit_schedule(self, initial_epoch):
+                starts.setdefault(max(int(phase.start_epoch), initial_epoch), []).append(phase.begin)
+        if not starts:
+            return []
+        bounds = sorted(starts)
+        if bounds[0] > initial_epoch:
+            bounds.insert(0, initial_epoch)
+        segments = []
+        for i, start in enumerate(bounds):
+            if segments and start >= epochs:
+                break
+            end = min(bounds[i + 1], epochs) if i + 1 < len(bounds) else epochs
+            segments.append((start, end, starts.get(start, [])))
+        return segments
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self.check_data(x)
@@ -297,18 +299,26 @@ class PriorModel(keras.Model):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"], custom_objects=custom_objects)
-        config["priors"] = [deserialize_prior(p) for p in config.get("priors", [])]
+        config["priors"] = [deserialize_prior(p, custom_objects) for p in config.get("priors", [])]
         return cls(**config)
 
 
 def serialize_prior(prior) -> dict:
-    return {"class_name": type(prior).__name__, "config": prior.get_config()}
+    """A prior's Keras serialization config (module, class and registered name, ``get_config``)."""
+    return keras.saving.serialize_keras_object(prior)
 
 
-def deserialize_prior(config: dict):
-    from keras_priors import priors as priors_module
+def deserialize_prior(config: dict, custom_objects=None):
+    """The prior a ``serialize_prior`` config describes; a prior class of the user must be registered.
 
-    cls = getattr(priors_module, config["class_name"], None)
-    if cls is None:
-        raise ValueError(f"Unknown prior class in saved model config. Received: {config['class_name']!r}")
-    return cls.from_config(config["config"])
+    Configs written before priors were registered (``{"class_name", "config"}``
+    only) are looked up among the library's priors.
+    """
+    from keras_priors import priors as priors_module  # registers the library's priors (lazy imports)
+
+    if "registered_name" not in config and "module" not in config:
+        cls = getattr(priors_module, config["class_name"], None)
+        if cls is None:
+            raise ValueError(f"Unknown prior class in saved model config. Received: {config['class_name']!r}")
+        return cls.from_config(config["config"])
+    return keras.saving.deserialize_keras_object(config, custom_objects=custom_objects)

@@ -120,3 +120,11 @@ def test_train_step_swaps_the_batch_the_network_sees():
     train_plain = ops.convert_to_numpy(model({"image": batch["image"]}, training=True)["logits"])
     assert not np.allclose(swapped, train_plain, atol=1e-4)  # same training-mode BN, different pixels
     assert plain.shape == swapped.shape
+
+
+def test_run_prior_test_no_loss_terms():
+    from harness import half_masks, prior_batch, run_prior_test
+
+    # a data-level prior: no loss term, no output; the keys check, export and save/reload still hold
+    batch = prior_batch([0, 1, 0, 1], object_mask=half_masks("top", "left", "top", "left"))
+    run_prior_test(kp.priors.BackgroundSwap, {"mask": "object_mask"}, batch, outputs={}, expected_loss={})

@@ -30,7 +30,7 @@ def test_predicted_box_fits_and_the_inference_model_takes_only_the_image(kakapo_
     train, test = kakapo_tiny
     model = _build(priors.DualInput(box="predicted", filters=8))
     assert model.input_keys == ("image",)
-    assert model.training_only == ("dual_input_mask",)
+    assert model.training_only == ("dual_input_box", "dual_input_mask")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     history = model.fit(train, epochs=1, verbose=0)
     assert np.isfinite(history.history["dual_input_mask_loss"][-1]) and history.history["dual_input_mask_loss"][-1] > 0
@@ -81,7 +81,7 @@ def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.priors[0].get_config() == prior.get_config()
-    assert loaded.input_keys == ("image",) and loaded.training_only == ("head_mask",)
+    assert loaded.input_keys == ("image",) and loaded.training_only == ("head_box", "head_mask")
     images = _first_batch(test)["image"]
     for key in ("logits", "head_box", "head_mask"):
         np.testing.assert_allclose(np.asarray(loaded({"image": images})[key]),
@@ -176,3 +176,23 @@ def test_fit_mixed_precision_and_xla(kakapo_tiny):
     history = model.fit(train.take(2), epochs=1, verbose=0)
     for key in ("loss", "dual_input_mask_loss"):
         assert np.isfinite(history.history[key][0]), key
+
+
+def test_run_prior_test_predicted_box_mask_loss():
+    from harness import half_masks, prior_batch, run_prior_test
+
+    # the locator's mask logits 0 on 2x2 cells, as for MaskDecoder: top half 0.4 + ln 2, empty 2/3 + ln 2;
+    # mean 1.226481, weight 1
+    batch = prior_batch([0, 1], part_mask=half_masks("top", "empty"))
+    run_prior_test(priors.DualInput, {"box": "predicted", "filters": 8, "levels": 2}, batch,
+                   outputs={"dual_input_mask": np.zeros((2, 2, 2, 1), "float32")},
+                   expected_loss={"dual_input_mask": 1.226481},
+                   expected_training_only=["dual_input_box", "dual_input_mask"])
+
+
+def test_run_prior_test_oracle_box():
+    from harness import prior_batch, run_prior_test
+
+    # the oracle box is a model input: no loss term; a batch without it fails before the first step
+    batch = prior_batch([0, 1], part_box=np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 1.0]]))
+    run_prior_test(priors.DualInput, {"part": "part_box"}, batch, outputs={}, expected_loss={})

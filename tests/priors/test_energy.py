@@ -147,3 +147,17 @@ def test_config_round_trip_and_bad_arguments():
         priors.Energy(weight=float("inf"))
     with pytest.raises(ValueError, match=r"energy_loss: Expected `attribution` \(B, h, w\) or \(B, h, w, 1\)"):
         losses.energy_loss(np.ones((1, 2, 2, 3), "float32"), np.ones((1, 2, 2), "float32"))
+
+
+def test_run_prior_test_hand_computed_energy():
+    from harness import half_masks, prior_batch, run_prior_test
+
+    # CAM attribution, true class: sample 0 (label 0), cam_0 = ((2, 0), (0, 2)), object on the left column:
+    # 2 of 4 inside, energy 1 - 2/4 = 0.5; sample 1 (label 1), cam_1 = ((3, 3), (1, 1)), object on the top row:
+    # 6 of 8 inside, 0.25. Mean 0.375
+    cam = np.zeros((2, 2, 2, 2), "float32")
+    cam[0, :, :, 0] = [[2.0, 0.0], [0.0, 2.0]]
+    cam[1, :, :, 1] = [[3.0, 3.0], [1.0, 1.0]]
+    batch = prior_batch([0, 1], object_mask=half_masks("left", "top"))
+    run_prior_test(priors.Energy, {"attribution": "cam"}, batch,
+                   outputs={"cam": cam, "logits": np.zeros((2, 2), "float32")}, expected_loss={"energy": 0.375})

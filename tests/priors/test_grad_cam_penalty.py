@@ -163,3 +163,16 @@ def test_config_round_trip_and_bad_arguments():
         tiny_zoo_model([priors.GradCAMPenalty(level="P9")])
     with pytest.raises(ValueError, match=r"Received: weight=nan"):
         priors.GradCAMPenalty(weight=float("nan"))
+
+
+def test_run_prior_test_hand_computed_penalty():
+    from harness import half_masks, prior_batch, run_prior_test
+
+    # one channel with gradient 1 everywhere: Grad-CAM = relu(A). sample 0, A = ((1, 2), (3, 4)) and the object on
+    # the left column: outside cells 2 and 4, squared sum 20; sample 1, A = -1: Grad-CAM 0. Mean 10, times 0.5
+    features = np.array([[[[1.0], [2.0]], [[3.0], [4.0]]], [[[-1.0], [-1.0]], [[-1.0], [-1.0]]]], "float32")
+    batch = prior_batch([0, 1], object_mask=half_masks("left", "top"))
+    run_prior_test(priors.GradCAMPenalty, {"weight": 0.5}, batch,
+                   outputs={"grad_cam_penalty/features": features,
+                            "grad_cam_penalty/gradient": np.ones((2, 2, 2, 1), "float32")},
+                   expected_loss={"grad_cam_penalty": 5.0})

@@ -271,3 +271,14 @@ def test_a_user_prior_can_request_a_gradient(rng):
     want = np.zeros_like(grad)
     want[:, 1] = 2 * w.reshape(-1) / w.size
     np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
+
+
+def test_run_prior_test_hand_computed_penalty():
+    from harness import half_masks, prior_batch, run_prior_test
+
+    # an input gradient of 0.1 on every pixel and channel: sample 0, object on the top half, has 16 * 32 * 3
+    # = 1536 entries outside, each 0.1 ** 2: 15.36; sample 1, object everywhere: 0. Mean 7.68, times weight 2
+    batch = prior_batch([0, 1], object_mask=half_masks("top", "full"))
+    run_prior_test(priors.InputGradient, {"mask": "object_mask", "weight": 2.0}, batch,
+                   outputs={"input_gradient/gradient": np.full((2, 32, 32, 3), 0.1, "float32")},
+                   expected_loss={"input_gradient": 15.36}, atol=1e-4)
