@@ -20,6 +20,6 @@ def resize_mask_to(mask, like):
 
 def masked_mean(values, weights):
     """Mean of ``values`` over entries with weight > 0; 0 when there are none."""
-    weights = ops.cast(weights, "float32")
+    values, weights = ops.convert_to_tensor(values), ops.cast(weights, "float32")
     total = ops.sum(weights)
     return ops.where(total > 0, ops.sum(values * weights) / ops.maximum(total, 1e-12), 0.0)

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from harness import to_numpy
 
 from keras_priors import callbacks, priors, zoo
 
@@ -23,12 +24,12 @@ def test_fit_with_priors_on_this_backend(kakapo32, tmp_path):
         assert np.all(np.isfinite(history.history[key])), key
     assert history.history["loss"][1] < history.history["loss"][0]
     out = model({"image": data["image"][:4]})
-    bias = np.asarray(model.network.get_layer("classifier").bias)
-    np.testing.assert_allclose(np.asarray(out["logits"]), np.asarray(out["cam"]).mean(axis=(1, 2)) + bias, atol=1e-5)
+    bias = to_numpy(model.network.get_layer("classifier").bias)
+    np.testing.assert_allclose(to_numpy(out["logits"]), to_numpy(out["cam"]).mean(axis=(1, 2)) + bias, atol=1e-5)
     path = str(tmp_path / "m.keras")
     model.save(path)
-    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)({"image": data["image"][:4]})["logits"]),
-                               np.asarray(out["logits"]), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(keras.saving.load_model(path)({"image": data["image"][:4]})["logits"]),
+                               to_numpy(out["logits"]), atol=1e-5)
 
 
 @pytest.mark.parity
