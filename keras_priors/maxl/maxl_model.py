@@ -59,7 +59,8 @@ class MAXLModel(keras.Model):
 
     * ``order="second"``: exact gradient through the virtual step (nested
       ``GradientTape`` on TensorFlow, ``jax.value_and_grad`` of a function that
-      calls ``jax.value_and_grad`` on JAX).
+      calls ``jax.value_and_grad`` on JAX, ``torch.autograd.grad`` with
+      ``create_graph=True`` on torch).
     * ``order="first"``: the finite-difference approximation of DARTS and of
       the reference's ``model_vgg_maxl_firstorder.py``: with
       ``d = dL_pri(theta+)/d theta+`` and ``eps = finite_difference_epsilon / |d|``,
