@@ -14,12 +14,16 @@ network once and returns its outputs plus those gradients:
   ``StatelessScope``) and returns the non-trainable updates (BatchNorm
   statistics, seed states) as auxiliary outputs, which are then assigned back,
   so no tracer leaks out of the inner transform.
+- PyTorch: ``torch.autograd.grad(..., create_graph=True)`` over an eager
+  forward pass run under ``torch.enable_grad()`` (Keras evaluates under
+  ``torch.no_grad()``); the returned gradients stay in the autograd graph,
+  so the train step's ``loss.backward()`` differentiates through them.
 
 The gradient with respect to a feature map (an intermediate tensor, possibly
 inside a nested backbone model) uses a *probe*: a zero tensor of the feature
 map's shape is added to the output of the layer that produces it, for the
 duration of this forward pass only; ``d score / d probe`` is exactly
-``d score / d feature map``, on both backends, also with a frozen backbone.
+``d score / d feature map``, on every backend, also with a frozen backbone.
 """
 
 from __future__ import annotations
@@ -136,8 +140,10 @@ def forward_with_gradients(network, inputs: dict, training, sources: list, score
         return _tensorflow(network, inputs, training, sources, scores)
     if backend == "jax":
         return _jax(network, inputs, training, sources, scores)
+    if backend == "torch":
+        return _torch(network, inputs, training, sources, scores)
     raise NotImplementedError(
-        f"Gradient priors: Expected the TensorFlow or JAX backend. Received: backend={backend!r}")
+        f"Gradient priors: Expected the TensorFlow, JAX or torch backend. Received: backend={backend!r}")
 
 
 def _batch_size(inputs):
@@ -207,4 +213,35 @@ def _jax(network, inputs, training, sources, scores):
         gradients.append(pullback(cotangent)[0][i])
     for variable, value in zip(network.non_trainable_variables, new_non_trainable):
         variable.assign(value)
+    return outputs, gradients, captured
+
+
+def _torch(network, inputs, training, sources, scores):
+    import torch
+
+    inputs = dict(inputs)
+    batch = _batch_size(inputs)
+    captured = {}
+    with torch.enable_grad():
+        wrt, probes = [], {}
+        for i, s in enumerate(sources):
+            if s.input_key is not None:
+                x = ops.convert_to_tensor(inputs[s.input_key])
+                if not x.requires_grad:  # data, not a result of the graph: a leaf to differentiate against
+                    x = x.detach().requires_grad_(True)
+                inputs[s.input_key] = x
+            else:
+                x = ops.zeros((batch,) + tuple(s.shape), dtype=s.dtype).requires_grad_(True)
+                probes[i] = (s.layer, x)
+            wrt.append(x)
+        with _probed(probes, captured):
+            outputs = network(inputs, training=training)
+        _check_probed(probes, captured)
+        values = [fn(outputs) for _, fn in scores]
+        gradients = []
+        for v, (i, _) in zip(values, scores):
+            g = None
+            if v.requires_grad:  # a score that does not depend on anything differentiable has gradient 0
+                (g,) = torch.autograd.grad(v, wrt[i], create_graph=True, retain_graph=True, allow_unused=True)
+            gradients.append(torch.zeros_like(wrt[i]) if g is None else g)
     return outputs, gradients, captured

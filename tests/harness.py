@@ -22,6 +22,17 @@ def _as_list(x):
     return [x]
 
 
+def to_numpy(x, dtype=None):
+    """``np.asarray(x, dtype)`` that also takes backend tensors and variables.
+
+    On torch a model output that requires grad has no ``__array__`` to numpy
+    (``np.asarray`` raises); ``keras.ops.convert_to_numpy`` detaches it.
+    """
+    if isinstance(x, keras.Variable) or ops.is_tensor(x):
+        x = ops.convert_to_numpy(x)
+    return np.asarray(x, dtype)
+
+
 def _to_numpy(tree):
     return keras.tree.map_structure(lambda t: np.asarray(ops.convert_to_numpy(t)), tree)
 
@@ -286,6 +297,12 @@ def prior_loss_and_gradient(model, prior, batch, variable):
         with tf.GradientTape() as tape:
             value = term(model(batch, training=True))
         return float(value), np.asarray(tape.gradient(value, variable.value))
+    if backend == "torch":
+        import torch
+
+        value = term(model(batch, training=True))
+        (g,) = torch.autograd.grad(value, variable.value)
+        return float(value), g.detach().cpu().numpy()
     import jax
 
     if not model.built:

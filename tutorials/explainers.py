@@ -83,7 +83,7 @@ print(f"accuracy on the {len(labels)} explained test images: {float((predicted =
   the model's own `cam` output *is* the class activation map; we read it with
   `kp.callbacks.class_maps`.
 * **Grad-CAM / Grad-CAM++**: channel weights from gradients of the class
-  score (TensorFlow or JAX gradients).
+  score (TensorFlow, JAX or torch gradients).
 * **Score-CAM**: channel weights from the class probability on the image
   masked by each channel (no gradients, one forward pass per channel).
 * **L-CAM**: a 1x1 attention module trained on the frozen classifier; one

@@ -73,8 +73,8 @@ class CAMImages(keras.callbacks.Callback):
 
     Each row shows the image, the CAM of the true class and the CAM of the
     predicted class, with the object mask outlined. Works for any model
-    with ``logits`` and ``cam`` outputs (all zoo models), on the TensorFlow and
-    JAX backends (images are written with ``tf.summary``).
+    with ``logits`` and ``cam`` outputs (all zoo models), on the TensorFlow,
+    JAX and torch backends (images are written with ``tf.summary``).
 
     Args:
         data: a dict batch, or a dataset of dict batches (its first batch is used).

@@ -83,7 +83,7 @@ class FreezeBackbone(keras.callbacks.Callback):
     epoch where the gate opens, the optimizer's learning rate is multiplied by
     ``learning_rate_factor`` (the gate state is saved with the model, so a
     resumed run whose gate is already open is not scaled twice). Works on
-    TensorFlow and JAX: the trainable variables never change, only the gate.
+    TensorFlow, JAX and torch: the trainable variables never change, only the gate.
 
     What "frozen" means here: the backbone's trainable weights (kernels,
     BatchNorm gamma/beta) get zero gradients and do not move under SGD,

@@ -252,9 +252,11 @@ class BaseCAM:
             grads = self._grads_tf(x, feats, targets)
         elif backend == "jax":
             grads = self._grads_jax(x, feats, targets)
+        elif backend == "torch":
+            grads = self._grads_torch(x, feats, targets)
         else:
             raise NotImplementedError(
-                f"{type(self).__name__} needs gradients: supported backends are 'tensorflow' and 'jax'. "
+                f"{type(self).__name__} needs gradients: supported backends are 'tensorflow', 'jax' and 'torch'. "
                 f"Received: keras backend {backend!r}."
             )
         return (
@@ -277,6 +279,19 @@ class BaseCAM:
         if grads is None:
             raise self._no_gradient_error()
         return grads.numpy()
+
+    def _grads_torch(self, x, feats, targets):
+        import torch
+
+        with torch.enable_grad():
+            feats = feats.detach().requires_grad_(True)
+            score = self._score(x, feats, targets)
+            grads = None
+            if score.requires_grad:
+                (grads,) = torch.autograd.grad(score, feats, allow_unused=True)
+        if grads is None:
+            raise self._no_gradient_error()
+        return grads.detach().cpu().numpy()
 
     def _grads_jax(self, x, feats, targets):
         import jax

@@ -1,4 +1,4 @@
-"""keras_priors.losses: prior losses (keras.ops only, TensorFlow and JAX).
+"""keras_priors.losses: prior losses (keras.ops only, TensorFlow, JAX and torch).
 
 Every loss is a ``keras.losses.Loss`` (registered, so compiled models reload
 without ``custom_objects``) plus a function form returning per-sample values:

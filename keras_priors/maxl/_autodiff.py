@@ -1,8 +1,9 @@
-"""Backend-specific gradients for the MAXL step: TensorFlow tapes and JAX transforms.
+"""Backend-specific gradients for the MAXL step: TensorFlow tapes, JAX transforms and torch autograd.
 
 Both helpers nest: called inside another ``value_and_grad``, the inner
 gradient is itself differentiated (nested ``GradientTape`` on TensorFlow,
-``jax.value_and_grad`` of a function calling ``jax.value_and_grad`` on JAX).
+``jax.value_and_grad`` of a function calling ``jax.value_and_grad`` on JAX,
+``torch.autograd.grad(create_graph=True)`` on torch).
 """
 
 from __future__ import annotations
@@ -28,8 +29,19 @@ def value_and_grad(fn):
             return (value, aux), grads
 
         return wrapped
+    if backend == "torch":
+        def wrapped(params, *rest):
+            import torch
+
+            with torch.enable_grad():
+                flat = _torch_leaves(params)
+                value, aux = fn(keras.tree.pack_sequence_as(params, flat), *rest)
+                grads = _torch_grad(value, flat)
+            return (value, aux), keras.tree.pack_sequence_as(params, grads)
+
+        return wrapped
     raise NotImplementedError(
-        f"MAXL: Expected the TensorFlow or JAX backend. Received: backend={backend!r}")
+        f"MAXL: Expected the TensorFlow, JAX or torch backend. Received: backend={backend!r}")
 
 
 def vjp(fn, params):
@@ -52,5 +64,34 @@ def vjp(fn, params):
                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         return out, aux, pullback
+    if backend == "torch":
+        import torch
+
+        with torch.enable_grad():
+            flat = _torch_leaves(params)
+            out, aux = fn(keras.tree.pack_sequence_as(params, flat))
+
+        def pullback(v):
+            with torch.enable_grad():
+                return keras.tree.pack_sequence_as(params, _torch_grad(out, flat, v))
+
+        return out, aux, pullback
     raise NotImplementedError(
-        f"MAXL: Expected the TensorFlow or JAX backend. Received: backend={backend!r}")
+        f"MAXL: Expected the TensorFlow, JAX or torch backend. Received: backend={backend!r}")
+
+
+def _torch_leaves(params):
+    """The tensors of ``params``, each requiring grad (data tensors become new leaves)."""
+    flat = [keras.ops.convert_to_tensor(p) for p in keras.tree.flatten(params)]
+    return [p if p.requires_grad else p.detach().requires_grad_(True) for p in flat]
+
+
+def _torch_grad(out, flat, cotangent=None):
+    """``d out / d flat`` (times ``cotangent``), differentiable again; zeros where unconnected."""
+    import torch
+
+    grads = [None] * len(flat)
+    if out.requires_grad:
+        grads = torch.autograd.grad(out, flat, grad_outputs=cotangent, create_graph=True, retain_graph=True,
+                                    allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(flat, grads)]

@@ -20,7 +20,7 @@ def focal_cross_entropy(targets, probs, gamma: float = 2.0):
         probs: ``(B, K)`` predicted probabilities.
         gamma: focusing exponent (>= 0).
     """
-    probs = ops.cast(probs, "float32")
+    probs, targets = ops.cast(probs, "float32"), ops.cast(targets, "float32")
     per_class = targets * ops.power(1.0 - probs, gamma) * ops.log(probs + LOG_EPSILON)
     return ops.mean(-ops.sum(per_class, axis=-1))
 

@@ -59,7 +59,8 @@ class MAXLModel(keras.Model):
 
     * ``order="second"``: exact gradient through the virtual step (nested
       ``GradientTape`` on TensorFlow, ``jax.value_and_grad`` of a function that
-      calls ``jax.value_and_grad`` on JAX).
+      calls ``jax.value_and_grad`` on JAX, ``torch.autograd.grad`` with
+      ``create_graph=True`` on torch).
     * ``order="first"``: the finite-difference approximation of DARTS and of
       the reference's ``model_vgg_maxl_firstorder.py``: with
       ``d = dL_pri(theta+)/d theta+`` and ``eps = finite_difference_epsilon / |d|``,
@@ -401,16 +402,20 @@ class MAXLModel(keras.Model):
         return self._tf_train_step(*args)
 
     def _tf_train_step(self, data):
+        """The eager/traced step of TensorFlow, also used on torch (values detached from the variables)."""
         x = data[0] if isinstance(data, tuple) else data
         net_vars, gen_vars = self.network.trainable_variables, self.generator.trainable_variables
         net_nt, gen_nt = self.network.non_trainable_variables, self.generator.non_trainable_variables
-        import tensorflow as tf
+        if keras.backend.backend() == "torch":
+            values = lambda vs: [v.value.detach() for v in vs]  # noqa: E731
+        else:
+            import tensorflow as tf
 
-        values = lambda vs: [tf.identity(v.value) for v in vs]  # noqa: E731
+            values = lambda vs: [tf.identity(v.value) for v in vs]  # noqa: E731
         update = self._generator_update_flag(self.optimizer.iterations)
         net_grads, gen_grads, new_net_nt, new_gen_nt, stats = self.maxl_gradients(
             values(net_vars), values(net_nt), values(gen_vars), values(gen_nt), x["image"], x["label"], update)
-        grads = {id(v): g for v, g in zip(net_vars + gen_vars, net_grads + gen_grads)}
+        grads = {id(v): ops.stop_gradient(g) for v, g in zip(net_vars + gen_vars, net_grads + gen_grads)}
         self.optimizer.apply([grads[id(v)] for v in self.trainable_variables], self.trainable_variables,
                              generator_update=update)
         for v, new in zip(net_nt + gen_nt, list(new_net_nt) + list(new_gen_nt)):

@@ -1,4 +1,4 @@
-"""keras_priors.metrics: prior metrics (keras.ops only, float32 state, TF and JAX).
+"""keras_priors.metrics: prior metrics (keras.ops only, float32 state, TF, JAX and torch).
 
 - ``CAMEnergyInMask`` / ``cam_energy_in_mask``: share of a class's positive CAM
   energy inside the object mask.

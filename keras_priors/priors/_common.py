@@ -21,5 +21,7 @@ def resize_mask_to(mask, like):
 def masked_mean(values, weights):
     """Mean of ``values`` over entries with weight > 0; 0 when there are none."""
     weights = ops.cast(weights, "float32")
+    if not ops.is_tensor(values):  # numpy (torch cannot multiply an ndarray by a tensor)
+        values = ops.cast(values, "float32")
     total = ops.sum(weights)
     return ops.where(total > 0, ops.sum(values * weights) / ops.maximum(total, 1e-12), 0.0)

@@ -160,6 +160,10 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     Returns:
         The absolute path of the SavedModel folder.
     """
+    if keras.backend.backend() == "torch":  # Keras' ExportArchive cannot `track` a model on torch
+        raise NotImplementedError(
+            "PriorModel.export: Expected the TensorFlow or JAX backend for a SavedModel. Received: "
+            "backend='torch'. Save with `model.save('m.keras')` and export it from a TensorFlow or JAX process.")
     import tensorflow as tf
 
     filepath = os.path.abspath(os.fspath(filepath))

@@ -8,7 +8,7 @@ from keras_priors import priors, zoo
 from keras_priors.callbacks.freeze import FreezeBackbone, GradientGate, find_gates
 from keras_priors.data.kakapo import make_kakapo
 
-from harness import dict_dataset, run_layer_test
+from harness import dict_dataset, run_layer_test, to_numpy
 
 
 def _data():
@@ -28,8 +28,8 @@ class _Snapshots(keras.callbacks.Callback):
             "trainable": [np.array(w) for w in backbone.trainable_weights],
             "moving": [np.array(w) for w in backbone.non_trainable_weights],
             "head": np.array(self.model.network.get_layer("classifier").kernel),
-            "gate": float(np.asarray(find_gates(self.model)[0].gate)),
-            "lr": float(np.asarray(self.model.optimizer.learning_rate)),
+            "gate": float(to_numpy(find_gates(self.model)[0].gate)),
+            "lr": float(to_numpy(self.model.optimizer.learning_rate)),
         })
 
 
@@ -65,7 +65,7 @@ def test_gate_freezes_then_unfreezes_within_one_fit(tmp_path):
     assert sum(not np.allclose(a, b) for a, b in zip(frozen["trainable"], tuned["trainable"])) > len(loaded) // 2
     # Resumed with the gate already open: the learning rate is not scaled twice.
     model.fit(_data(), epochs=3, initial_epoch=2, verbose=0)
-    assert float(np.asarray(model.optimizer.learning_rate)) == pytest.approx(1e-3)
+    assert float(to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-3)
 
 
 def test_gate_state_is_saved_with_the_model(tmp_path):
@@ -74,7 +74,7 @@ def test_gate_state_is_saved_with_the_model(tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path, compile=False)
-    assert float(np.asarray(find_gates(reloaded)[0].gate)) == 1.0
+    assert float(to_numpy(find_gates(reloaded)[0].gate)) == 1.0
     assert reloaded.priors[0].mode == "gate"
 
 
@@ -87,15 +87,15 @@ def test_gradient_gate_is_identity_and_scales_gradient():
     model = keras.Model(inp, keras.layers.Flatten()(gate(scale(inp))))
     # The gate is the identity: exactly the Dense output (the Dense itself is x.sum(-1) up to float rounding,
     # which oneDNN's matmul order makes differ from numpy's sum by ~2e-7 on some CPUs).
-    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(scale(x)).reshape(2, -1))
-    np.testing.assert_allclose(np.asarray(model(x)), x.sum(-1).reshape(2, -1), rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(to_numpy(model(x)), to_numpy(scale(x)).reshape(2, -1))
+    np.testing.assert_allclose(to_numpy(model(x)), x.sum(-1).reshape(2, -1), rtol=1e-6, atol=1e-6)
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
     target = np.zeros((2, 9), "float32")
     model.fit(x, target, epochs=1, verbose=0)
-    np.testing.assert_array_equal(np.asarray(scale.kernel), np.ones((4, 1), "float32"))
+    np.testing.assert_array_equal(to_numpy(scale.kernel), np.ones((4, 1), "float32"))
     gate.gate.assign(1.0)
     model.fit(x, target, epochs=1, verbose=0)
-    assert not np.allclose(np.asarray(scale.kernel), 1.0)
+    assert not np.allclose(to_numpy(scale.kernel), 1.0)
 
 
 def test_gradient_gate_layer_contract():

@@ -22,6 +22,10 @@ from keras_priors.explain import (
     get_explainer,
 )
 from keras_priors.explain._compile import SHARED_ATTR
+from keras_priors.explain._compile import can_compile
+
+# On torch explainers run eagerly (no compiled function to cache or share).
+COMPILED_ONLY = pytest.mark.skipif(not can_compile(), reason="explainers are not compiled on this backend")
 
 
 @pytest.fixture
@@ -39,6 +43,7 @@ def count_traces(monkeypatch):
 
 
 @pytest.mark.parity
+@COMPILED_ONLY
 def test_a_new_explainer_of_the_same_model_does_not_trace_again(count_traces):
     model = flat_model()
     x = images(4)
@@ -130,6 +135,7 @@ def test_saving_a_model_after_explaining_it_leaves_the_cache_behind(tmp_path):
 
 
 @pytest.mark.parity
+@COMPILED_ONLY
 def test_repeated_explainers_do_not_pile_up_device_arrays(count_traces):
     model = flat_model()
     x = images(4)

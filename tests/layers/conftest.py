@@ -23,6 +23,11 @@ def _gradients(fn, *xs):
 
         grads = jax.grad(fn, argnums=tuple(range(len(xs))))(*[jax.numpy.asarray(x) for x in xs])
         return [np.asarray(g) for g in grads]
+    if backend == "torch":
+        import torch
+
+        ts = [torch.tensor(x, requires_grad=True) for x in xs]
+        return [np.asarray(g) for g in torch.autograd.grad(fn(*ts), ts)]
     pytest.skip(f"no gradient helper for backend {backend}")
 
 

@@ -24,6 +24,12 @@ def _grad(fn, x):
         import jax
 
         return np.asarray(jax.jit(jax.grad(fn))(x))
+    if backend == "torch":
+        import torch
+
+        xt = torch.tensor(np.asarray(x), requires_grad=True)
+        fn(xt).backward()
+        return xt.grad.numpy()
     pytest.skip(f"no gradient helper for backend {backend}")
 
 

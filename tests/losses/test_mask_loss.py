@@ -83,6 +83,12 @@ def test_gradient_for_empty_mask_matches_hand_value():
         import jax
 
         g = np.asarray(jax.jit(jax.grad(fn))(z))
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        zt = torch.tensor(z, requires_grad=True)
+        fn(zt).backward()
+        g = zt.grad.numpy()
     else:
         import tensorflow as tf
 

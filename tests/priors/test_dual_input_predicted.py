@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
+from harness import to_numpy
 from keras_priors import priors, zoo
 
 
@@ -22,7 +23,7 @@ def _build(prior, **kwargs):
 
 
 def _first_batch(ds):
-    return {k: np.asarray(v) for k, v in next(iter(ds)).items()}
+    return {k: to_numpy(v) for k, v in next(iter(ds)).items()}
 
 
 @pytest.mark.parity
@@ -37,14 +38,14 @@ def test_predicted_box_fits_and_the_inference_model_takes_only_the_image(kakapo_
     assert np.isfinite(history.history["loss"][-1])
     images = _first_batch(test)["image"]
     out = model({"image": images}, training=False)
-    box = np.asarray(keras.ops.convert_to_numpy(out["dual_input_box"]))
+    box = to_numpy(keras.ops.convert_to_numpy(out["dual_input_box"]))
     assert box.shape == (16, 4) and np.all(box[:, 2:] - box[:, :2] >= 0.15 - 1e-6)
     assert np.all((box >= 0) & (box <= 1))
     inf = model.inference_model()
     assert list(inf.input) == ["image"]
     assert sorted(inf.output) == ["cam", "logits", "probabilities"]
-    np.testing.assert_allclose(np.asarray(keras.ops.convert_to_numpy(inf({"image": images})["logits"])),
-                               np.asarray(keras.ops.convert_to_numpy(out["logits"])), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(keras.ops.convert_to_numpy(inf({"image": images})["logits"])),
+                               to_numpy(keras.ops.convert_to_numpy(out["logits"])), atol=1e-5)
     # the locator stays in the inference model (its box feeds the logits): the decoder's weights are there
     assert any("dual_input_mask_decoder" in w.path for w in inf.weights)
     results = model.evaluate(test, verbose=0, return_dict=True)
@@ -62,7 +63,7 @@ def test_export_takes_only_the_image_and_matches_keras(kakapo_tiny, tmp_path):
     reloaded = tf.saved_model.load(path)
     images = _first_batch(test)["image"][:8]
     served = reloaded.serve({"image": tf.constant(images)})
-    np.testing.assert_allclose(served["logits"].numpy(), np.asarray(model({"image": images})["logits"]), atol=1e-5)
+    np.testing.assert_allclose(served["logits"].numpy(), to_numpy(model({"image": images})["logits"]), atol=1e-5)
     with pytest.raises((TypeError, ValueError)):  # the serve signature has no box input
         reloaded.serve({"image": tf.constant(images), "part_box": tf.zeros((8, 4))})
     n_exported = sum(int(np.prod(v.shape)) for v in reloaded.variables)
@@ -84,8 +85,8 @@ def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     assert loaded.input_keys == ("image",) and loaded.training_only == ("head_box", "head_mask")
     images = _first_batch(test)["image"]
     for key in ("logits", "head_box", "head_mask"):
-        np.testing.assert_allclose(np.asarray(loaded({"image": images})[key]),
-                                   np.asarray(model({"image": images})[key]), atol=1e-5)
+        np.testing.assert_allclose(to_numpy(loaded({"image": images})[key]),
+                                   to_numpy(model({"image": images})[key]), atol=1e-5)
     locate = loaded.network.get_layer("head_locate")
     assert (locate.margin, locate.min_size, locate.empty, locate.stop_gradient) == (0.1, 0.2, "argmax", True)
     loaded.compile(optimizer="adam")

@@ -9,7 +9,7 @@ import pytest
 
 import keras_priors as kp
 from harness import (assert_export_serves_the_classifier, finite_difference, kakapo_batch, prior_loss_and_gradient,
-                     tiny_zoo_model)
+                     tiny_zoo_model, to_numpy)
 from keras_priors import losses, priors
 
 
@@ -37,11 +37,11 @@ def test_energy_function_hand_computed():
     a = np.array([[[1.0, 3.0], [0.0, -2.0]], [[0.0, 0.0], [0.0, -1.0]]], "float32")
     m = np.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 1.0], [1.0, 1.0]]], "float32")
     # Sample 0: positive energy 4, 1 inside -> 0.75. Sample 1: no positive energy -> 1 - 0 = 1 (reference code).
-    np.testing.assert_allclose(np.asarray(losses.energy_loss(a, m)), [0.75, 1.0])
-    np.testing.assert_allclose(np.asarray(losses.energy_loss(a, m, mask_is="irrelevant", weight=2.0)), [0.5, 2.0])
+    np.testing.assert_allclose(to_numpy(losses.energy_loss(a, m)), [0.75, 1.0])
+    np.testing.assert_allclose(to_numpy(losses.energy_loss(a, m, mask_is="irrelevant", weight=2.0)), [0.5, 2.0])
     big = np.repeat(np.repeat(m, 2, axis=1), 2, axis=2)[..., None]  # (2, 4, 4, 1): area-resized back to m
     big[0, 0, 0, 0] = 0.0  # the top-left cell is now 3/4 object
-    np.testing.assert_allclose(np.asarray(losses.energy_loss(a[..., None], big)), [1 - 0.75 / 4, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(to_numpy(losses.energy_loss(a[..., None], big)), [1 - 0.75 / 4, 1.0], rtol=1e-6)
 
 
 @pytest.mark.parity
@@ -52,7 +52,7 @@ def test_cam_and_head_level_grad_cam_energies_match_numpy(num_classes, classes):
     model = tiny_zoo_model([cam_prior, priors.Energy(attribution="grad_cam", classes=classes, name="energy_gc")],
                  num_classes=num_classes)
     out = model(batch, training=False)
-    cam, logits = np.asarray(out["cam"]), np.asarray(out["logits"])
+    cam, logits = to_numpy(out["cam"]), to_numpy(out["logits"])
     scores = np.c_[-logits, logits] if num_classes == 1 else logits
     k = batch["label"] if classes == "true" else scores.argmax(1)
     signed = np.c_[-cam[..., :1], cam[..., :1]] if num_classes == 1 else cam
@@ -98,7 +98,7 @@ def test_zoo_fit_on_kakapo_and_reload(kwargs, tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path)
     assert reloaded.priors[0].get_config() == model.priors[0].get_config()
-    np.testing.assert_allclose(np.asarray(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
 
 
 def test_export_is_unaffected(tmp_path):

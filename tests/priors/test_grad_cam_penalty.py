@@ -6,7 +6,7 @@ import pytest
 
 import keras_priors as kp
 from harness import (assert_export_serves_the_classifier, finite_difference, kakapo_batch, prior_loss_and_gradient,
-                     tiny_zoo_model)
+                     tiny_zoo_model, to_numpy)
 from keras_priors import losses, priors
 from keras_priors.layers import CAMHead
 from keras_priors.zoo.prior_model import PriorModel
@@ -22,15 +22,15 @@ def test_head_level_grad_cam_is_the_positive_cam(num_classes, classes):
     out = model(batch, training=False)
     features = keras.Model(model.network.input, model.network.get_layer("classifier").input)(
         {"image": batch["image"]}, training=False)
-    np.testing.assert_allclose(np.asarray(out["grad_cam_penalty/features"]), np.asarray(features), atol=1e-5)
-    cam, logits = np.asarray(out["cam"]), np.asarray(out["logits"])
+    np.testing.assert_allclose(to_numpy(out["grad_cam_penalty/features"]), to_numpy(features), atol=1e-5)
+    cam, logits = to_numpy(out["cam"]), to_numpy(out["logits"])
     hw = cam.shape[1] * cam.shape[2]
     scores = np.c_[-logits, logits] if num_classes == 1 else logits
     k = batch["label"] if classes == "true" else scores.argmax(1)
-    kernel = np.asarray(model.network.get_layer("classifier").kernel)
+    kernel = to_numpy(model.network.get_layer("classifier").kernel)
     weights = np.c_[-kernel, kernel] if num_classes == 1 else kernel  # (C, K')
     want_grad = np.broadcast_to(weights.T[k][:, None, None, :] / hw, features.shape)
-    np.testing.assert_allclose(np.asarray(out["grad_cam_penalty/gradient"]), want_grad, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(out["grad_cam_penalty/gradient"]), want_grad, rtol=1e-4, atol=1e-7)
     signed = np.c_[-cam[..., :1], cam[..., :1]] if num_classes == 1 else cam
     grad_cam = np.maximum(signed[np.arange(len(k)), :, :, k], 0) / hw  # (B, h, w)
     mask = batch["object_mask"][..., 0]
@@ -66,13 +66,13 @@ def test_level_inside_a_nested_backbone_matches_closed_form(rng):
              "object_mask": (rng.uniform(size=(3, 6, 6, 1)) > 0.5).astype("float32"),
              "label": np.array([0, 1, 1], "int32")}
     out = model(batch, training=True)
-    proj = np.asarray(model.backbone.get_layer("proj").kernel)[0, 0]  # (4, 3)
-    cam_w = np.asarray(model.network.get_layer("classifier").kernel)  # (3, 2)
+    proj = to_numpy(model.backbone.get_layer("proj").kernel)[0, 0]  # (4, 3)
+    cam_w = to_numpy(model.network.get_layer("classifier").kernel)  # (3, 2)
     d_logit_d_p1 = (proj @ cam_w).T / 36.0  # (2, 4) per cell
     want = np.broadcast_to(d_logit_d_p1[batch["label"]][:, None, None, :], (3, 6, 6, 4))
-    np.testing.assert_allclose(np.asarray(out["grad_cam_penalty/gradient"]), want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(to_numpy(out["grad_cam_penalty/gradient"]), want, rtol=1e-5, atol=1e-7)
     p1 = keras.Model(model.backbone.input, model.backbone.output["P1"])(batch["image"])
-    np.testing.assert_allclose(np.asarray(out["grad_cam_penalty/features"]), np.asarray(p1), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(out["grad_cam_penalty/features"]), to_numpy(p1), atol=1e-6)
 
     # Double backprop: the penalty's gradient w.r.t. the first conv matches finite differences.
     kernel = model.backbone.get_layer("conv").kernel
@@ -95,11 +95,11 @@ def test_grad_cam_function_hand_computed():
     g = np.zeros((1, 2, 2, 2), "float32")
     g[0, 0, 0] = [4.0, 0.0]
     g[0, 1, 0] = [0.0, -8.0]  # alpha = mean over cells = [1, -2]
-    cam = np.asarray(losses.grad_cam_map(a, g))[0, ..., 0]
+    cam = to_numpy(losses.grad_cam_map(a, g))[0, ..., 0]
     np.testing.assert_allclose(cam, [[0.0, 0.0], [0.0, 5.0]])  # relu(1*1 - 2*2) = 0, relu(3 + 2) = 5
     mask = np.array([[[1.0, 1.0], [1.0, 0.0]]], "float32")
-    np.testing.assert_allclose(np.asarray(losses.grad_cam_penalty(a, g, mask)), [25.0])
-    np.testing.assert_allclose(np.asarray(losses.grad_cam_penalty(a, g, mask, normalize="mean")), [25.0 / 4])
+    np.testing.assert_allclose(to_numpy(losses.grad_cam_penalty(a, g, mask)), [25.0])
+    np.testing.assert_allclose(to_numpy(losses.grad_cam_penalty(a, g, mask, normalize="mean")), [25.0 / 4])
 
 
 @pytest.mark.parity
@@ -116,7 +116,7 @@ def test_zoo_fit_on_kakapo_at_a_level_and_reload(tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path)
     assert reloaded.priors[0].get_config() == model.priors[0].get_config()
-    np.testing.assert_allclose(np.asarray(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
 
 
 def test_export_is_unaffected(tmp_path):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model
+from harness import assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model, to_numpy
 from keras_priors import losses, priors
 from keras_priors.zoo.prior_model import PriorModel
 
@@ -31,7 +31,7 @@ def _batch(rng, n=4, num_classes=3):
 
 def _closed_form_gradient(model, batch, classes):
     """d(score)/d image of the linear model, in numpy."""
-    w, b = (np.asarray(v) for v in model.network.get_layer("dense").weights)
+    w, b = (to_numpy(v) for v in model.network.get_layer("dense").weights)
     x = batch["image"].reshape(len(batch["image"]), -1)
     z = x @ w + b
     if w.shape[1] == 1:  # single logit: log p = [log sigmoid(-z), log sigmoid(z)]
@@ -57,7 +57,7 @@ def test_gradient_and_penalty_match_closed_form(rng, classes, num_classes):
     batch = _batch(rng, num_classes=num_classes)
     outputs = model(batch, training=True)
     expected = _closed_form_gradient(model, batch, classes)
-    np.testing.assert_allclose(np.asarray(outputs["input_gradient/gradient"]), expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(outputs["input_gradient/gradient"]), expected, rtol=1e-4, atol=1e-5)
     # RRR eq. 1 with our mean cross-entropy: lambda * mean_n sum_d ((1 - mask) * g)^2.
     want = 2.5 * np.mean(np.sum(((1 - batch["object_mask"]) * expected) ** 2, axis=(1, 2, 3)))
     got = prior.loss_terms(batch, outputs, num_classes)["input_gradient"]
@@ -68,15 +68,15 @@ def test_gradient_and_penalty_match_closed_form(rng, classes, num_classes):
 def test_penalty_function_hand_computed():
     g = np.array([[[[1.0], [2.0]], [[3.0], [4.0]]]], "float32")  # (1, 2, 2, 1)
     m = np.array([[[1.0, 0.0], [0.0, 1.0]]], "float32")
-    np.testing.assert_allclose(np.asarray(losses.input_gradient_penalty(g, m)), [2.0 ** 2 + 3.0 ** 2])
-    np.testing.assert_allclose(np.asarray(losses.input_gradient_penalty(g, m, normalize="mean")), [13.0 / 4])
-    np.testing.assert_allclose(np.asarray(losses.input_gradient_penalty(g, m, mask_is="irrelevant", weight=2.0)),
+    np.testing.assert_allclose(to_numpy(losses.input_gradient_penalty(g, m)), [2.0 ** 2 + 3.0 ** 2])
+    np.testing.assert_allclose(to_numpy(losses.input_gradient_penalty(g, m, normalize="mean")), [13.0 / 4])
+    np.testing.assert_allclose(to_numpy(losses.input_gradient_penalty(g, m, mask_is="irrelevant", weight=2.0)),
                                [2.0 * (1.0 + 16.0)])
     # A mask larger than the map is area-resized: each 2x2 block's object fraction.
     big = np.zeros((1, 4, 4, 1), "float32")
     big[0, :2, :2] = 1.0
     big[0, 2:, 2:3] = 1.0  # half of the bottom-right block
-    np.testing.assert_allclose(np.asarray(losses.input_gradient_penalty(g, big)), [4.0 + 9.0 + 0.25 * 16.0])
+    np.testing.assert_allclose(to_numpy(losses.input_gradient_penalty(g, big)), [4.0 + 9.0 + 0.25 * 16.0])
 
 
 @pytest.mark.parity
@@ -108,7 +108,7 @@ def test_gradient_is_taken_after_transform_batch(rng):
     model._transforming = [model.priors[0]]
     model.batch_seed_generator = keras.random.SeedGenerator(0)
     batch = _batch(rng)
-    got = np.asarray(model(batch, training=True)["input_gradient/gradient"])
+    got = to_numpy(model(batch, training=True)["input_gradient/gradient"])
     np.testing.assert_allclose(got, _closed_form_gradient(model, {**batch, "image": batch["image"] * 2}, "true"),
                                rtol=1e-4, atol=1e-5)
 
@@ -128,20 +128,20 @@ def test_zoo_fit_on_kakapo_updates_batchnorm_and_saves(tmp_path):
     model = tiny_zoo_model([priors.InputGradient(weight=1.0)])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     bn = next(v for v in model.network.non_trainable_variables if "moving_mean" in v.path)
-    before = np.asarray(bn).copy()
+    before = to_numpy(bn).copy()
     history = model.fit(train, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["input_gradient_loss"]))
     assert history.history["input_gradient_loss"][0] > 0
-    assert not np.allclose(np.asarray(bn), before), "BatchNorm statistics were not updated"
+    assert not np.allclose(to_numpy(bn), before), "BatchNorm statistics were not updated"
     batch = next(iter(train.take(1)))
-    images = np.asarray(batch["image"])[:4]
+    images = to_numpy(batch["image"])[:4]
     out = model.predict(images, verbose=0)
     assert sorted(out) == ["cam", "logits"]
     path = str(tmp_path / "m.keras")
     model.save(path)
     reloaded = keras.saving.load_model(path)
     assert reloaded.priors[0].get_config() == model.priors[0].get_config()
-    np.testing.assert_allclose(np.asarray(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
+    np.testing.assert_allclose(to_numpy(reloaded({"image": images})["logits"]), out["logits"], atol=1e-5)
     reloaded.compile(optimizer="adam")
     assert np.isfinite(reloaded.fit(train.take(1), epochs=1, verbose=0).history["input_gradient_loss"][0])
 
@@ -151,7 +151,7 @@ def test_export_is_unaffected(tmp_path):
     model = tiny_zoo_model([priors.InputGradient(weight=1.0)])
     model.compile(optimizer="adam")
     model.fit(train, epochs=1, verbose=0)
-    images = np.asarray(next(iter(train))["image"])[:3]
+    images = to_numpy(next(iter(train))["image"])[:3]
     assert_export_serves_the_classifier(model, images, tmp_path / "exported")
     assert "input_gradient/gradient" not in model.inference_model().output
 
@@ -225,7 +225,7 @@ def test_two_gradient_priors_share_one_forward_pass():
                        (priors.GradCAMPenalty(level="P2"), "grad_cam_penalty/gradient")]:
         alone = tiny_zoo_model([prior])
         alone.set_weights(both.get_weights())
-        np.testing.assert_allclose(np.asarray(out[key]), np.asarray(alone(batch, training=False)[key]),
+        np.testing.assert_allclose(to_numpy(out[key]), to_numpy(alone(batch, training=False)[key]),
                                    rtol=1e-4, atol=1e-7)
 
 
@@ -263,8 +263,8 @@ def test_a_user_prior_can_request_a_gradient(rng):
     model = _linear_model(prior)
     batch = _batch(rng)
     out = model(batch, training=True)
-    w = np.asarray(model.network.get_layer("dense").kernel)[:, 1].reshape(SHAPE)
-    np.testing.assert_allclose(np.asarray(out["mine/gradient"]), np.broadcast_to(w, out["mine/gradient"].shape),
+    w = to_numpy(model.network.get_layer("dense").kernel)[:, 1].reshape(SHAPE)
+    np.testing.assert_allclose(to_numpy(out["mine/gradient"]), np.broadcast_to(w, out["mine/gradient"].shape),
                                rtol=1e-5, atol=1e-6)
     value, grad = prior_loss_and_gradient(model, prior, batch, model.network.get_layer("dense").kernel)
     # d/dW of mean(W_1^2) over (B, D) entries = 2 W_1 / D in column 1, zero elsewhere.

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from harness import to_numpy
 
 from keras_priors import callbacks, priors, zoo
 
@@ -23,12 +24,12 @@ def test_fit_with_priors_on_this_backend(kakapo32, tmp_path):
         assert np.all(np.isfinite(history.history[key])), key
     assert history.history["loss"][1] < history.history["loss"][0]
     out = model({"image": data["image"][:4]})
-    bias = np.asarray(model.network.get_layer("classifier").bias)
-    np.testing.assert_allclose(np.asarray(out["logits"]), np.asarray(out["cam"]).mean(axis=(1, 2)) + bias, atol=1e-5)
+    bias = to_numpy(model.network.get_layer("classifier").bias)
+    np.testing.assert_allclose(to_numpy(out["logits"]), to_numpy(out["cam"]).mean(axis=(1, 2)) + bias, atol=1e-5)
     path = str(tmp_path / "m.keras")
     model.save(path)
-    np.testing.assert_allclose(np.asarray(keras.saving.load_model(path)({"image": data["image"][:4]})["logits"]),
-                               np.asarray(out["logits"]), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(keras.saving.load_model(path)({"image": data["image"][:4]})["logits"]),
+                               to_numpy(out["logits"]), atol=1e-5)
 
 
 @pytest.mark.parity
@@ -52,3 +53,12 @@ def test_fit_mixed_precision_and_xla(kakapo32):
     history = model.fit({k: v for k, v in kakapo32.items()}, batch_size=16, epochs=1, verbose=0)
     for key in ("loss", "cam_suppression_loss", "mask_decoder_loss"):
         assert np.isfinite(history.history[key][0]), key
+
+
+@pytest.mark.parity
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch backend's export error")
+def test_saved_model_export_on_torch_raises_naming_the_backend(tmp_path):
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[])
+    with pytest.raises(NotImplementedError, match="backend='torch'"):
+        model.export(str(tmp_path / "exported"), verbose=False)
+    assert not (tmp_path / "exported").exists()
