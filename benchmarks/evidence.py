@@ -31,10 +31,9 @@ decay to 0 over the run, for the same number of steps in every configuration
 of a study. Runs are independent: ``--workers N`` (default: one per usable
 core, at most 4) trains N at a time, each in its own process.
 
-Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (63 runs; the 57
-runs it had before the ``dual_input_predicted`` rows measured 27.7 min wall
-time on an idle 2-core machine with 2 workers) and ``full`` (more data and
-epochs).
+Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (87 runs with the
+default studies and 3 seeds: 54.6 min of wall time on 2 cores with 2
+workers, 2026-12-02) and ``full`` (more data and epochs).
 
 ``DualInput`` appears twice: ``dual_input_oracle`` is given the true head box
 at test time (an oracle, an upper reference; it was called ``dual_input``
@@ -852,8 +851,8 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="keras-priors bench evidence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help="smoke (CI), default (63 runs; 57 of them took 27.7 min on 2 idle CPU cores, "
-                             "2 workers) or full")
+                        help="smoke (CI), default (87 runs: 54.6 min on 2 CPU cores, 2 workers) or full "
+                             "(default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--studies", default=None, help=f"comma-separated studies among {','.join(STUDIES)} "
                         f"(default: {','.join(DEFAULT_STUDIES)})")
