@@ -6,7 +6,7 @@ import numpy as np
 from keras import ops
 
 from keras_priors.explain import _graph
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 from keras_priors.validation import check_positive_int
 
 
@@ -16,6 +16,7 @@ def _relative_drop(scores, ablated):
     return ((scores - ablated) / np.where(scores == 0.0, 1.0, scores)).astype(np.float32)
 
 
+@explainer_docstring
 class AblationCAM(BaseCAM):
     """Ablation-CAM: ``w_k = (y_c - y_c^k) / y_c``, ``y_c^k`` the score with channel ``k`` of the map set to 0.
 
@@ -35,24 +36,14 @@ class AblationCAM(BaseCAM):
     not run again.
 
     Args:
-        model: a functional/Sequential Keras classifier.
-        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
-        output: which model output (index or name); None = "logits" or the first.
-        use_logits: score the pre-softmax logit when the model ends with a softmax.
+        {model_args}
         batch_size: ablated feature maps per forward pass of the tail.
         run_eagerly: run op by op (a loop over images and chunks) instead of
             compiled functions (see :class:`BaseCAM`).
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = AblationCAM(model, batch_size=8)(images, targets=[1, 0])   # 2 x 8 ablations
         >>> maps.shape
         (2, 16, 16)

@@ -16,6 +16,36 @@ from keras_priors.explain._utils import (
 from keras_priors.explain.resize_cam import resize_cam
 
 
+#: Docstring pieces every CAM explainer shares. :func:`explainer_docstring` puts them in place of
+#: ``{model_args}``, ``{compile_args}`` and ``{example_model}`` (as ``keras.applications`` fills its model
+#: docstrings), so each is written once and every explainer's help still shows it in full.
+DOC_PIECES = {
+    "{model_args}": """model: a functional/Sequential Keras classifier.
+        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
+        output: which model output (index or name); None = "logits" or the first.
+        use_logits: score the pre-softmax logit when the model ends with a softmax.""",
+    "{compile_args}": """run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
+        jit_compile: TensorFlow only: compile with XLA.""",
+    "{example_model}": """>>> import keras, numpy as np
+        >>> model = keras.Sequential([
+        ...     keras.Input((16, 16, 3)),
+        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
+        ...     keras.layers.GlobalAveragePooling2D(),
+        ...     keras.layers.Dense(2),
+        ... ])
+        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")""",
+}
+
+
+def explainer_docstring(cls):
+    """Class decorator: fill the shared pieces (:data:`DOC_PIECES`) into ``cls``'s docstring."""
+    doc = cls.__doc__ or ""
+    for placeholder, text in DOC_PIECES.items():
+        doc = doc.replace(placeholder, text)
+    cls.__doc__ = doc
+    return cls
+
+
 class BaseCAM:
     """Base class of the CAM family: ``explainer(images, targets=None) -> maps``.
 

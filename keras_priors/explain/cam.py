@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_priors.explain import _graph
 from keras_priors.layers import CAMHead
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 
 # Layers allowed between GlobalAveragePooling2D and the Dense head (they do not change the map).
 _PASS_THROUGH = (keras.layers.Dropout, keras.layers.Flatten, keras.layers.Identity, keras.layers.Activation,
@@ -60,6 +60,7 @@ def find_cam_head(model, output=None):
     return _graph.layer_path_of(fn, feat_kt), dense
 
 
+@explainer_docstring
 class CAM(BaseCAM):
     """Class activation map (Zhou et al. 2016): ``relu(sum_k W[k, c] A_k)``, no gradients.
 
@@ -81,14 +82,7 @@ class CAM(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = CAM(model)(images)          # (B, H, W) in [0, 1], for the predicted classes
         >>> maps.shape, float(maps.min()) >= 0.0, float(maps.max()) <= 1.0
         ((2, 16, 16), True, True)

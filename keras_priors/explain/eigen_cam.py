@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 
 
+@explainer_docstring
 class EigenCAM(BaseCAM):
     """EigenCAM: ``relu((A - mean A) v_1)``, ``v_1`` the first right singular vector of the centred map.
 
@@ -30,18 +31,10 @@ class EigenCAM(BaseCAM):
         layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
         output: which model output (index or name); None = "logits" or the
             first (used only to pick the default layer).
-        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
-        jit_compile: TensorFlow only: compile with XLA.
+        {compile_args}
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = EigenCAM(model)(images)
         >>> bool(np.allclose(maps, EigenCAM(model)(images, targets=1)))   # class-agnostic
         True

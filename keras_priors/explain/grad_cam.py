@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 
 
+@explainer_docstring
 class GradCAM(BaseCAM):
     """Grad-CAM: ``relu(sum_k mean_ij(d y_c / d A_k[i, j]) * A_k)``, upsampled and min-max normalised.
 
@@ -17,22 +18,11 @@ class GradCAM(BaseCAM):
     equals :class:`CAM` after normalisation.
 
     Args:
-        model: a functional/Sequential Keras classifier.
-        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
-        output: which model output (index or name); None = "logits" or the first.
-        use_logits: score the pre-softmax logit when the model ends with a softmax.
-        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
-        jit_compile: TensorFlow only: compile with XLA.
+        {model_args}
+        {compile_args}
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = GradCAM(model, layer="conv3")(images, targets=0)
         >>> maps.shape
         (2, 16, 16)

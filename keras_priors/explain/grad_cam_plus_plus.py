@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from keras import ops
 
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 from keras_priors.validation import check_one_of
 
 #: Values of ``GradCAMPlusPlus(alpha_normalization=...)``.
 ALPHA_NORMALIZATIONS = ("authors", "none")
 
 
+@explainer_docstring
 class GradCAMPlusPlus(BaseCAM):
     """Grad-CAM++: ``w_k = sum_ij alpha_kij * relu(g_kij)`` with the closed-form alphas.
 
@@ -37,23 +38,12 @@ class GradCAMPlusPlus(BaseCAM):
     dropped.
 
     Args:
-        model: a functional/Sequential Keras classifier.
-        layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
-        output: which model output (index or name); None = "logits" or the first.
-        use_logits: score the pre-softmax logit when the model ends with a softmax.
+        {model_args}
         alpha_normalization: ``"authors"`` (default) or ``"none"``, see above.
-        run_eagerly: run op by op instead of one compiled function (see :class:`BaseCAM`).
-        jit_compile: TensorFlow only: compile with XLA.
+        {compile_args}
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = GradCAMPlusPlus(model)(images)   # last 4D layer, predicted classes
         >>> maps.shape
         (2, 16, 16)

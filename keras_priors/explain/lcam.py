@@ -14,7 +14,7 @@ from keras_priors.explain._utils import (
     normalize_maps_tensor,
 )
 from keras_priors.explain.resize_cam import resize_cam
-from keras_priors.explain.base_cam import BaseCAM, _resolve_targets
+from keras_priors.explain.base_cam import BaseCAM, _resolve_targets, explainer_docstring
 from keras_priors.validation import check_non_negative, check_one_of
 
 VARIANTS = ("Fm", "Img")
@@ -147,6 +147,7 @@ class LCAMTrainer(keras.Model):
         return lcam_objective(y, logits, a, **self.objective_kwargs)
 
 
+@explainer_docstring
 class LCAM(BaseCAM):
     """L-CAM: learned class activation maps from an attention module on a frozen classifier.
 
@@ -173,14 +174,7 @@ class LCAM(BaseCAM):
             ``border_penalty`` (0.3).
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> labels = np.array([0, 1])
         >>> lcam = LCAM(model, variant="Fm")
         >>> history = lcam.fit(images, labels, epochs=1, batch_size=2, verbose=0)

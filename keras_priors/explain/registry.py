@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from keras_priors.explain.ablation_cam import AblationCAM
+from keras_priors.explain.base_cam import explainer_docstring
 from keras_priors.explain.cam import CAM
 from keras_priors.explain.eigen_cam import EigenCAM
 from keras_priors.explain.grad_cam import GradCAM
@@ -28,6 +29,7 @@ EXPLAINERS = {
 _ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++"}
 
 
+@explainer_docstring
 def get_explainer(name: str):
     """The explainer class for ``name`` ("cam", "gradcam", "gradcam++", "scorecam", "lcam",
     "layercam", "hirescam", "xgradcam", "eigencam", "ablationcam").
@@ -35,14 +37,7 @@ def get_explainer(name: str):
     Case, ``-`` and ``_`` are ignored ("Grad-CAM++" works).
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> get_explainer("Grad-CAM++").__name__
         'GradCAMPlusPlus'
         >>> maps = get_explainer("gradcam")(model)(images)

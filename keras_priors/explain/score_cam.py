@@ -11,10 +11,11 @@ from keras_priors.explain._utils import (
     softmax_np,
 )
 from keras_priors.explain.resize_cam import resize_cam
-from keras_priors.explain.base_cam import BaseCAM
+from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
 from keras_priors.validation import check_positive_int
 
 
+@explainer_docstring
 class ScoreCAM(BaseCAM):
     """Score-CAM: ``w_k = softmax(f(X * norm(up(A_k))))_c``, no gradients.
 
@@ -43,14 +44,7 @@ class ScoreCAM(BaseCAM):
         jit_compile: TensorFlow only: compile with XLA.
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv3"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
+        {example_model}
         >>> maps = ScoreCAM(model, batch_size=8, max_n=4)(images)   # the 4 most varied of 8 channels
         >>> maps.shape
         (2, 16, 16)
