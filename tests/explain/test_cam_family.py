@@ -140,15 +140,15 @@ def test_ablationcam_ablates_through_a_nonlinear_tail():
         model.get_layer("tail")(tail_in))))
     x = np.abs(inputs(2))
     targets = np.array([1, 2])
-    acts = np.asarray(trunk(x))
+    acts = keras.ops.convert_to_numpy(trunk(x))
     ex = AblationCAM(model, layer="feat", batch_size=4, run_eagerly=True)
     weights = ex.get_cam_weights(x, targets, acts, None)
     for b in range(2):
-        y = np.asarray(tail(acts[b:b + 1]))[0, targets[b]]
+        y = keras.ops.convert_to_numpy(tail(acts[b:b + 1]))[0, targets[b]]
         for k in range(5):
             ablated = acts[b:b + 1].copy()
             ablated[..., k] = 0.0
-            y_k = np.asarray(tail(ablated))[0, targets[b]]
+            y_k = keras.ops.convert_to_numpy(tail(ablated))[0, targets[b]]
             np.testing.assert_allclose(weights[b, k], (y - y_k) / y, rtol=1e-4, atol=1e-5)
     compiled = AblationCAM(model, layer="feat", batch_size=4)(x, targets)
     np.testing.assert_allclose(compiled, AblationCAM(model, layer="feat", run_eagerly=True)(x, targets), atol=1e-5)
