@@ -84,19 +84,24 @@ def _backup_name(filepath: str) -> str:
     return candidate
 
 
-def _swap_into_place(tmp: str, filepath: str, overwrite: bool) -> str | None:
-    """Move the finished export ``tmp`` to ``filepath``; return the backup path of a replaced foreign entry."""
-    state = _check_destination(filepath, overwrite)
-    if state in ("new", "empty"):
-        os.replace(tmp, filepath)  # rename(2) replaces an empty folder in one step
-        return None
-    aside = _backup_name(filepath) if state == "foreign" else tmp + ".old"
+def _replace_moving_aside(tmp: str, filepath: str, aside: str) -> str:
+    """Move ``filepath`` to ``aside``, then ``tmp`` to ``filepath``; on failure put ``filepath`` back. Returns ``aside``."""
     os.replace(filepath, aside)
     try:
         os.replace(tmp, filepath)
     except BaseException:
         os.replace(aside, filepath)
         raise
+    return aside
+
+
+def _swap_into_place(tmp: str, filepath: str, overwrite: bool) -> str | None:
+    """Move the finished export ``tmp`` to ``filepath``; return the backup path of a replaced foreign entry."""
+    state = _check_destination(filepath, overwrite)
+    if state in ("new", "empty"):
+        os.replace(tmp, filepath)  # rename(2) replaces an empty folder in one step
+        return None
+    aside = _replace_moving_aside(tmp, filepath, _backup_name(filepath) if state == "foreign" else tmp + ".old")
     if state == "ours":  # our own previous export: nothing of the user's is in it
         shutil.rmtree(aside, ignore_errors=True)
         return None
@@ -352,14 +357,7 @@ def _swap_file_into_place(tmp: str, filepath: str, format: str, overwrite: bool)
     if state == "ours":  # our own earlier export: replaced in one rename
         os.replace(tmp, filepath)
         return None
-    aside = _backup_name(filepath)
-    os.replace(filepath, aside)
-    try:
-        os.replace(tmp, filepath)
-    except BaseException:
-        os.replace(aside, filepath)
-        raise
-    return aside
+    return _replace_moving_aside(tmp, filepath, _backup_name(filepath))
 
 
 def _onnx_bytes(inf, specs, image_hw, marker) -> bytes:
