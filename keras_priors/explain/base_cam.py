@@ -16,9 +16,10 @@ from keras_priors.explain._utils import (
 from keras_priors.explain.resize_cam import resize_cam
 
 
-#: Docstring pieces every CAM explainer shares. :func:`explainer_docstring` puts them in place of
-#: ``{model_args}``, ``{compile_args}`` and ``{example_model}`` (as ``keras.applications`` fills its model
-#: docstrings), so each is written once and every explainer's help still shows it in full.
+#: Docstring pieces every CAM explainer (and the faithfulness metrics' examples) share.
+#: :func:`explainer_docstring` puts them in place of ``{model_args}``, ``{compile_args}`` and
+#: ``{example_model}`` (as ``keras.applications`` fills its model docstrings), so each is written once and
+#: every explainer's help still shows it in full.
 DOC_PIECES = {
     "{model_args}": """model: a functional/Sequential Keras classifier.
         layer: None (last 4D layer), a name, an ``"outer/inner"`` path, or a Layer.
@@ -37,13 +38,13 @@ DOC_PIECES = {
 }
 
 
-def explainer_docstring(cls):
-    """Class decorator: fill the shared pieces (:data:`DOC_PIECES`) into ``cls``'s docstring."""
-    doc = cls.__doc__ or ""
+def explainer_docstring(obj):
+    """Decorator of a class or function: fill the shared pieces (:data:`DOC_PIECES`) into its docstring."""
+    doc = obj.__doc__ or ""
     for placeholder, text in DOC_PIECES.items():
         doc = doc.replace(placeholder, text)
-    cls.__doc__ = doc
-    return cls
+    obj.__doc__ = doc
+    return obj
 
 
 class BaseCAM:

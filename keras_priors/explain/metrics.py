@@ -12,6 +12,7 @@ import numpy as np
 from keras import ops
 
 from keras_priors.explain._graph import ends_in_softmax
+from keras_priors.explain.base_cam import explainer_docstring
 from keras_priors.explain._utils import check_images, check_targets, softmax_np
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
 
@@ -88,6 +89,7 @@ def keep_top(maps: np.ndarray, keep: float) -> np.ndarray:
     return kept.reshape(maps.shape)
 
 
+@explainer_docstring
 def average_drop_increase_confidence(
     model,
     images,
@@ -132,15 +134,8 @@ def average_drop_increase_confidence(
         for each kept fraction (``pct = round(100 * keep)``), as floats.
 
     Example:
-        >>> import keras, numpy as np
+        {example_model}
         >>> from keras_priors.explain import GradCAM
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
         >>> scores = average_drop_increase_confidence(model, images, GradCAM(model)(images))
         >>> sorted(scores)
         ['average_drop@100', 'average_drop@15', 'average_drop@50', 'increase_in_confidence@100', 'increase_in_confidence@15', 'increase_in_confidence@50']
@@ -234,6 +229,7 @@ def _curves(model, src, dst, order, counts, targets, batch_size, from_logits):
 DELETION_INSERTION_PROTOCOLS = ("default", "rise")
 
 
+@explainer_docstring
 def deletion_insertion(
     model,
     images,
@@ -297,15 +293,8 @@ def deletion_insertion(
         ``pixels_per_step`` (int).
 
     Example:
-        >>> import keras, numpy as np
+        {example_model}
         >>> from keras_priors.explain import GradCAM
-        >>> model = keras.Sequential([
-        ...     keras.Input((16, 16, 3)),
-        ...     keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 16, 16, 3)).astype("float32")
         >>> maps = GradCAM(model)(images)
         >>> r = deletion_insertion(model, images, maps, steps=4)
         >>> r["protocol"], r["fractions"].tolist(), r["deletion_curve"].shape, r["insertion_auc"].shape
@@ -664,6 +653,7 @@ def removed_count(fraction: float, num_pixels: int) -> int:
 ROAD_FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
+@explainer_docstring
 def road(
     model,
     images,
@@ -714,15 +704,8 @@ def road(
         ``morf``/``lerf``/``combined`` (B,) per-image scores.
 
     Example:
-        >>> import keras, numpy as np
-        >>> model = keras.Sequential([
-        ...     keras.Input((8, 8, 3)),
-        ...     keras.layers.Conv2D(4, 3, padding="same", activation="relu"),
-        ...     keras.layers.GlobalAveragePooling2D(),
-        ...     keras.layers.Dense(2),
-        ... ])
-        >>> images = np.random.default_rng(0).random((2, 8, 8, 3)).astype("float32")
-        >>> maps = np.random.default_rng(1).random((2, 8, 8)).astype("float32")
+        {example_model}
+        >>> maps = np.random.default_rng(1).random((2, 16, 16)).astype("float32")
         >>> r = road(model, images, maps, fractions=(0.25, 0.5))
         >>> r["fractions"].tolist(), r["morf_curve"].shape, r["combined"].shape
         ([0.25, 0.5], (2, 2), (2,))
