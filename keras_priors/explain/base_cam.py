@@ -106,13 +106,18 @@ class BaseCAM:
         self.use_logits = use_logits
         self.run_eagerly = bool(run_eagerly)
         self.jit_compile = bool(jit_compile)
-        probe = _graph.GraphRunner(model, [], output=output, linear_output=use_logits)
-        self.path, self.target_layer = _graph.resolve_layer(model, layer, probe.output_kt)
-        self.runner = _graph.GraphRunner(model, self.path, output=output, linear_output=use_logits)
+        self.path, self.target_layer, self.runner = self._build_runner()
         if self.uses_gradients:
             _graph.check_connected(model, self.path, self.runner.output_kt)
         self.num_classes = self.runner.num_classes
         self._compiled = _compile.shared_functions(model, self._cache_key())
+
+    def _build_runner(self):
+        """``(path, layer, runner)``: the explained layer and the :class:`~keras_priors.explain._graph.GraphRunner`
+        that evaluates the model with a hook there (:class:`LCAM` takes its trainer's)."""
+        probe = _graph.GraphRunner(self.model, [], output=self.output, linear_output=self.use_logits)
+        path, layer = _graph.resolve_layer(self.model, self.layer, probe.output_kt)
+        return path, layer, _graph.GraphRunner(self.model, path, output=self.output, linear_output=self.use_logits)
 
     def cache_config(self):
         """What else, besides the model, class, layer, output, ``use_logits`` and ``jit_compile``, changes the

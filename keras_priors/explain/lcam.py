@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import keras
 import numpy as np
 from keras import ops
@@ -65,6 +67,14 @@ def lcam_objective(
     return ce_weight * ce + area_weight * area + tv_weight * tv
 
 
+#: The weights of :func:`lcam_objective` and their defaults, read from its signature (written there only).
+OBJECTIVE_DEFAULTS = {
+    name: param.default
+    for name, param in inspect.signature(lcam_objective).parameters.items()
+    if param.default is not inspect.Parameter.empty
+}
+
+
 class LCAMTrainer(keras.Model):
     """Trains the L-CAM attention module on a frozen classifier with plain ``fit(images, labels)``.
 
@@ -82,35 +92,19 @@ class LCAMTrainer(keras.Model):
         layer: feature layer (None, a name or an ``"outer/inner"`` path).
         variant: "Fm" or "Img".
         output: which classifier output gives the logits.
-        ce_weight, area_weight, tv_weight, area_power, area_eps, border_penalty:
-            see :func:`lcam_objective`.
+        **kwargs: the weights of :func:`lcam_objective` (``ce_weight``,
+            ``area_weight``, ``tv_weight``, ``area_power``, ``area_eps``,
+            ``border_penalty``; each >= 0, its defaults there), then
+            ``keras.Model`` arguments (``name``).
     """
 
-    def __init__(
-        self,
-        classifier,
-        layer=None,
-        variant: str = "Fm",
-        output=None,
-        ce_weight: float = 1.5,
-        area_weight: float = 2.0,
-        tv_weight: float = 0.01,
-        area_power: float = 0.3,
-        area_eps: float = 5e-4,
-        border_penalty: float = 0.3,
-        **kwargs,
-    ):
+    def __init__(self, classifier, layer=None, variant: str = "Fm", output=None, **kwargs):
+        objective_kwargs = {name: kwargs.pop(name, default) for name, default in OBJECTIVE_DEFAULTS.items()}
         super().__init__(**kwargs)
         # === Config ===
         self.variant = check_one_of("variant", variant, set(VARIANTS), "LCAM")
-        self.objective_kwargs = {
-            "ce_weight": check_non_negative("ce_weight", ce_weight, "LCAM"),
-            "area_weight": check_non_negative("area_weight", area_weight, "LCAM"),
-            "tv_weight": check_non_negative("tv_weight", tv_weight, "LCAM"),
-            "area_power": check_non_negative("area_power", area_power, "LCAM"),
-            "area_eps": check_non_negative("area_eps", area_eps, "LCAM"),
-            "border_penalty": check_non_negative("border_penalty", border_penalty, "LCAM"),
-        }
+        self.objective_kwargs = {name: check_non_negative(name, value, "LCAM")
+                                 for name, value in objective_kwargs.items()}
         # === Layers ===
         self.classifier = classifier
         classifier.trainable = False
@@ -169,9 +163,9 @@ class LCAM(BaseCAM):
         output: which classifier output gives the logits.
         run_eagerly: run inference op by op instead of one compiled function.
         jit_compile: TensorFlow only: compile inference with XLA.
-        **objective_kwargs: ``ce_weight`` (1.5), ``area_weight`` (2),
-            ``tv_weight`` (0.01), ``area_power`` (0.3), ``area_eps`` (5e-4),
-            ``border_penalty`` (0.3).
+        **objective_kwargs: the weights of :func:`lcam_objective` (``ce_weight``,
+            ``area_weight``, ``tv_weight``, ``area_power``, ``area_eps``,
+            ``border_penalty``), its defaults the authors' values.
 
     Example:
         {example_model}
@@ -189,17 +183,15 @@ class LCAM(BaseCAM):
 
     def __init__(self, model, variant: str = "Fm", layer=None, output=None, run_eagerly: bool = False,
                  jit_compile: bool = False, **objective_kwargs):
-        self.model = model
-        self.layer = layer
-        self.output = output
         self.variant = variant
-        self.run_eagerly = bool(run_eagerly)
-        self.jit_compile = bool(jit_compile)
-        self._compiled = {}
         self.trainer = LCAMTrainer(model, layer=layer, variant=variant, output=output, **objective_kwargs)
-        self.path = self.trainer.layer_path
-        self.runner = self.trainer.runner
-        self.num_classes = self.trainer.num_classes
+        super().__init__(model, layer=layer, output=output, use_logits=True, run_eagerly=run_eagerly,
+                         jit_compile=jit_compile)
+
+    def _build_runner(self):
+        # The trainer's: the attention is trained and read on the same feature map.
+        path = self.trainer.layer_path
+        return path, _graph.layer_at(self.model, path), self.trainer.runner
 
     def compile(self, optimizer="adam", **kwargs):
         """Compile the trainer (no loss argument: the objective is built in)."""
