@@ -28,34 +28,21 @@ import collections
 import keras
 from keras import ops
 
+from keras_priors._functional import functional_graph
+
 _SOFTMAX_NAMES = ("softmax",)
-
-
-def _functional_of(model):
-    """The Functional graph behind ``model`` (Sequential models hold one internally)."""
-    if isinstance(model, keras.Sequential):
-        fn = getattr(model, "_functional", None)
-        if fn is None:
-            raise ValueError(
-                f"Expected a built Sequential model (give it a keras.Input or an input_shape). "
-                f"Received: model={model.name!r}, which is not built."
-            )
-        return fn
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth") and getattr(model, "_outputs", None):
-        return model
-    return None
 
 
 def is_graph_model(op) -> bool:
     """True for a Functional or (built) Sequential model, i.e. something we can walk into."""
     try:
-        return _functional_of(op) is not None
+        return functional_graph(op) is not None
     except ValueError:
         return False
 
 
 def _require_graph(model, argname="model"):
-    fn = _functional_of(model)
+    fn = functional_graph(model)
     if fn is None:
         raise ValueError(
             f"Expected `{argname}` to be a functional or Sequential Keras model (its graph is walked to "
@@ -83,7 +70,7 @@ def _output_shape(layer):
 def spatial_layers(model, prefix=""):
     """All ``(path, layer)`` with a single 4D output, in graph order, descending into nested models."""
     found = []
-    fn = _functional_of(model)
+    fn = functional_graph(model)
     if fn is None:
         return found
     for layer in fn.layers:
@@ -135,7 +122,7 @@ def resolve_layer(model, layer=None, output_kt=None):
     parts = layer.split("/")
     current = model
     for i, part in enumerate(parts):
-        cur_fn = _functional_of(current) if is_graph_model(current) else None
+        cur_fn = functional_graph(current) if is_graph_model(current) else None
         names = [l.name for l in cur_fn.layers] if cur_fn is not None else []
         if part not in names:
             where = "/".join(parts[:i]) or model.name
@@ -186,7 +173,7 @@ def nearest_spatial_tensor(output_kt):
 
 
 def _is_multi_output_model(op) -> bool:
-    return is_graph_model(op) and len(_functional_of(op).outputs) > 1
+    return is_graph_model(op) and len(functional_graph(op).outputs) > 1
 
 
 def layer_path_of(fn, kt) -> list:
@@ -198,7 +185,7 @@ def layer_path_of(fn, kt) -> list:
     op, node_index, tensor_index = kt._keras_history
     if not _is_multi_output_model(op):
         return [op.name]
-    inner = _functional_of(op)
+    inner = functional_graph(op)
     node = op._inbound_nodes[node_index]
     position = [id(t) for t in node.outputs].index(id(kt))
     return [op.name] + layer_path_of(inner, list(inner.outputs)[position])
@@ -208,7 +195,7 @@ def layer_at(model, path):
     """The layer at ``path`` (list of names through nested models)."""
     current = model
     for part in path:
-        current = _functional_of(current).get_layer(part)
+        current = functional_graph(current).get_layer(part)
     return current
 
 
@@ -230,7 +217,7 @@ def check_connected(model, path, output_kt):
                 "ancestors in the graph)."
             )
         if i < len(path) - 1:
-            current_fn = _functional_of(op)
+            current_fn = functional_graph(op)
             outs = list(current_fn.outputs)
 
 
@@ -276,7 +263,7 @@ def ends_in_softmax(model, output=None) -> bool:
     subclassed model): its output is taken to be logits.
     """
     try:
-        fn = _functional_of(model)
+        fn = functional_graph(model)
     except ValueError:
         return False
     if fn is None:
@@ -342,7 +329,7 @@ class GraphRunner:
                 if getattr(op, "_call_has_training_arg", False):
                     kwargs_extra["training"] = False
                 if on_path and len(path) > 1:
-                    sub_fn = _functional_of(op)
+                    sub_fn = functional_graph(op)
                     arg_kts = node.arguments.keras_tensors
                     thunks = [(lambda t=t: value(t)) for t in arg_kts]
                     outs = self._run(sub_fn, thunks, list(sub_fn.outputs), path[1:], target_fn, None)
@@ -381,7 +368,7 @@ class GraphRunner:
             node = self._node_in(fn, op)
             args = node.arguments.keras_tensors
             vals = self._run(fn, thunks, args, [], None, None)
-            fn = _functional_of(op)
+            fn = functional_graph(op)
             thunks = [(lambda v=v: v) for v in vals]
         raise AssertionError("empty path")
 

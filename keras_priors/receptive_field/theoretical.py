@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 import keras
 
+from keras_priors._functional import functional_graph
+
 __all__ = [
     "ReceptiveField",
     "ReceptiveFieldAlignmentError",
@@ -431,20 +433,13 @@ def _transfer(layer, node, in_states, name, on_misaligned):
 
 
 def _graph_of(model):
-    if isinstance(model, keras.Sequential):
-        fn = getattr(model, "_functional", None)
-        if fn is None:
-            raise ValueError(
-                f"Sequential model {model.name!r} is not built with a known input; build it "
-                "(e.g. start it with keras.Input) before computing receptive fields."
-            )
-        return fn
-    if not hasattr(model, "_nodes_by_depth"):
+    graph = functional_graph(model)
+    if graph is None:
         raise ValueError(
             f"Expected a functional or Sequential Keras model. Received: {type(model).__name__} "
             "(subclassed models have no graph to walk)."
         )
-    return model
+    return graph
 
 
 def _walk(model, in_states: dict, prefix: str, out: dict, on_misaligned: str):
