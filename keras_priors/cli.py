@@ -367,8 +367,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name, **kwargs):
-        return sub.add_parser(name, parents=[verbose], **kwargs)
+    def command(name, parents=(), **kwargs):
+        return sub.add_parser(name, parents=[verbose, *parents], **kwargs)
+
+    # The .keras file a `train` run wrote: what evaluate and export read.
+    trained_model = argparse.ArgumentParser(add_help=False)
+    trained_model.add_argument("--model", required=True, help="a .keras file written by train (required)")
 
     d = command("demo", help="train a small model on synthetic kakapo data without and with priors",
                 description="Train resnet_tiny on the built-in kakapo data (background shortcut in train, "
@@ -417,14 +421,14 @@ def make_parser() -> argparse.ArgumentParser:
                         "continue on this recipe's data (default: refuse)")
     t.set_defaults(func=_cmd_train)
 
-    e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data")
-    e.add_argument("--model", required=True, help="a .keras file written by train (required)")
+    e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data",
+                parents=[trained_model])
     e.add_argument("--samples", type=_positive_int, default=1000, help="test images (default: %(default)s)")
     e.add_argument("--seed", type=int, default=0, help="seed of the test data (default: %(default)s)")
     e.set_defaults(func=_cmd_evaluate)
 
-    x = command("export", help="export the classifier and CAM (no training-only heads): SavedModel, ONNX or LiteRT")
-    x.add_argument("--model", required=True, help="a .keras file written by train (required)")
+    x = command("export", help="export the classifier and CAM (no training-only heads): SavedModel, ONNX or LiteRT",
+                parents=[trained_model])
     x.add_argument("--out", required=True,
                    help="SavedModel folder (new, empty, or an earlier export), or the .onnx / .tflite file (new, or "
                         "an earlier export); an earlier export of keras_priors is replaced (required)")
