@@ -51,18 +51,7 @@ select_backend()
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_priors.explain import (  # noqa: E402
-    CAM,
-    LCAM,
-    AblationCAM,
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
+from keras_priors.explain import CAM, LCAM, get_explainer  # noqa: E402
 
 SLOW_BASE = "forward (compiled), timed with Score-CAM"
 TKV = {"Grad-CAM": "tkv Grad-CAM", "Grad-CAM++": "tkv Grad-CAM++", "Score-CAM (all channels)": "tkv Score-CAM"}
@@ -182,20 +171,20 @@ def main():
 
     lcam = LCAM(model, variant="Fm", layer=layer, jit_compile=args.jit_compile)
     lcam.fit(x, targets, epochs=1, batch_size=batch, verbose=0)
-    jit = {"jit_compile": args.jit_compile}
-    explainers = {
-        "CAM": CAM(model, **jit),
-        "L-CAM (inference)": lcam,
-        "Grad-CAM": GradCAM(model, layer=layer, **jit),
-        "Grad-CAM++": GradCAMPlusPlus(model, layer=layer, **jit),
-        "LayerCAM": LayerCAM(model, layer=layer, **jit),
-        "HiResCAM": HiResCAM(model, layer=layer, **jit),
-        "XGradCAM": XGradCAM(model, layer=layer, **jit),
-        "EigenCAM": EigenCAM(model, layer=layer, **jit),
-        "Ablation-CAM": AblationCAM(model, layer=layer, **jit),
-        "Score-CAM (all channels)": ScoreCAM(model, layer=layer, batch_size=score_cam_batch, **jit),
-        "Score-CAM (max_n=16)": ScoreCAM(model, layer=layer, batch_size=score_cam_batch, max_n=16, **jit),
-    }
+    # CAM reads the layer its GAP + Dense head pools; the others explain `layer`.
+    explainers = {"CAM": CAM(model, jit_compile=args.jit_compile), "L-CAM (inference)": lcam}
+    for row, name, kwargs in (  # name: as `keras-priors explain --method`
+        ("Grad-CAM", "gradcam", {}),
+        ("Grad-CAM++", "gradcam++", {}),
+        ("LayerCAM", "layercam", {}),
+        ("HiResCAM", "hirescam", {}),
+        ("XGradCAM", "xgradcam", {}),
+        ("EigenCAM", "eigencam", {}),
+        ("Ablation-CAM", "ablationcam", {}),
+        ("Score-CAM (all channels)", "scorecam", {"batch_size": score_cam_batch}),
+        ("Score-CAM (max_n=16)", "scorecam", {"batch_size": score_cam_batch, "max_n": 16}),
+    ):
+        explainers[row] = get_explainer(name)(model, layer=layer, jit_compile=args.jit_compile, **kwargs)
     channels = int(explainers["Grad-CAM"].target_layer.output.shape[-1])
     forward = compiled_forward(model)
     # Score-CAM's floor: the B x K masked images through the compiled forward, score_cam_batch at a time.

@@ -5,18 +5,7 @@ import numpy as np
 import pytest
 from explain._models import flat_model, images, nested_model
 
-from keras_priors.explain import (
-    CAM,
-    LCAM,
-    AblationCAM,
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-)
+from keras_priors.explain import CAM, EXPLAINERS, LCAM, GradCAM, GradCAMPlusPlus, ScoreCAM, get_explainer
 from keras_priors.explain._compile import can_compile
 
 # On torch explainers run eagerly (no compiled function to cache or share).
@@ -30,25 +19,38 @@ def both(make, x, targets):
     return compiled, eager
 
 
-def _inner(model):
-    return "backbone/feat" if model.name == "nested" else "feat"
+#: The inner feature layer of either test model, for a case's ``layer=INNER``.
+INNER = "the inner feature layer"
 
-
+#: Case -> (explainer name in ``EXPLAINERS``, its arguments). L-CAM, trained first, has its own test below.
 MAKERS = {
-    "cam": lambda m, **kw: CAM(m, **kw),
-    "gradcam": lambda m, **kw: GradCAM(m, **kw),
-    "gradcam_inner": lambda m, **kw: GradCAM(m, layer=_inner(m), **kw),
-    "gradcam++": lambda m, **kw: GradCAMPlusPlus(m, **kw),
-    "gradcam++_inner": lambda m, **kw: GradCAMPlusPlus(m, layer=_inner(m), **kw),
-    "scorecam": lambda m, **kw: ScoreCAM(m, batch_size=3, **kw),
-    "scorecam_max_n": lambda m, **kw: ScoreCAM(m, batch_size=4, max_n=2, **kw),
-    "layercam_inner": lambda m, **kw: LayerCAM(m, layer=_inner(m), **kw),
-    "hirescam_inner": lambda m, **kw: HiResCAM(m, layer=_inner(m), **kw),
-    "xgradcam": lambda m, **kw: XGradCAM(m, **kw),
-    "eigencam": lambda m, **kw: EigenCAM(m, **kw),
-    "ablationcam": lambda m, **kw: AblationCAM(m, batch_size=5, **kw),
-    "ablationcam_inner": lambda m, **kw: AblationCAM(m, layer=_inner(m), batch_size=5, **kw),
+    "cam": ("cam", {}),
+    "gradcam": ("gradcam", {}),
+    "gradcam_inner": ("gradcam", {"layer": INNER}),
+    "gradcam++": ("gradcam++", {}),
+    "gradcam++_inner": ("gradcam++", {"layer": INNER}),
+    "scorecam": ("scorecam", {"batch_size": 3}),
+    "scorecam_max_n": ("scorecam", {"batch_size": 4, "max_n": 2}),
+    "layercam_inner": ("layercam", {"layer": INNER}),
+    "hirescam_inner": ("hirescam", {"layer": INNER}),
+    "xgradcam": ("xgradcam", {}),
+    "eigencam": ("eigencam", {}),
+    "ablationcam": ("ablationcam", {"batch_size": 5}),
+    "ablationcam_inner": ("ablationcam", {"layer": INNER, "batch_size": 5}),
 }
+
+
+def make_case(case, model, **kwargs):
+    name, args = MAKERS[case]
+    if args.get("layer") == INNER:
+        args = {**args, "layer": "backbone/feat" if model.name == "nested" else "feat"}
+    return get_explainer(name)(model, **args, **kwargs)
+
+
+def test_every_registered_explainer_has_a_case():
+    assert {name for name, _ in MAKERS.values()} == set(EXPLAINERS) - {"lcam"}
+
+
 # The nested model's inner layer is the "Graph disconnected" case of tf-keras-vis; on JAX (parity) a
 # subset runs, every method once, to keep the JAX run short (each case compiles its own functions).
 PARITY = {("nested", "cam"), ("nested", "gradcam_inner"), ("nested", "gradcam++_inner"), ("flat", "gradcam"),
@@ -66,7 +68,7 @@ def test_compiled_equals_eager(builder, name):
     model = builder()
     x = images(4)
     for targets in (None, [2, 0, 1, 1]):
-        compiled, eager = both(lambda **kw: MAKERS[name](model, **kw), x, targets)
+        compiled, eager = both(lambda **kw: make_case(name, model, **kw), x, targets)
         np.testing.assert_allclose(compiled, eager, atol=1e-5)
 
 

@@ -9,23 +9,14 @@ import numpy as np
 import pytest
 from explain._models import flat_model, images, nested_model
 
-from keras_priors.explain import (
-    CAM,
-    AblationCAM,
-    EigenCAM,
-    GradCAM,
-    GradCAMPlusPlus,
-    HiResCAM,
-    LayerCAM,
-    ScoreCAM,
-    XGradCAM,
-    get_explainer,
-)
+from keras_priors.explain import EXPLAINERS, AblationCAM, GradCAM, GradCAMPlusPlus, ScoreCAM, get_explainer
 from keras_priors.explain._compile import SHARED_ATTR
 from keras_priors.explain._compile import can_compile
 
 # On torch explainers run eagerly (no compiled function to cache or share).
 COMPILED_ONLY = pytest.mark.skipif(not can_compile(), reason="explainers are not compiled on this backend")
+#: The registered explainers that share compiled functions (L-CAM's read its own trained attention).
+SHARING = {name: cls for name, cls in EXPLAINERS.items() if name != "lcam"}
 
 
 @pytest.fixture
@@ -65,22 +56,15 @@ def test_shared_only_between_equal_configurations():
         GradCAM(model, layer="backbone/feat")._compiled,
         GradCAM(model, use_logits=False)._compiled,
         GradCAM(model, jit_compile=True)._compiled,
-        GradCAMPlusPlus(model)._compiled,
         GradCAMPlusPlus(model, alpha_normalization="none")._compiled,
-        CAM(model)._compiled,
-        ScoreCAM(model)._compiled,
-        LayerCAM(model)._compiled,
-        HiResCAM(model)._compiled,
-        XGradCAM(model)._compiled,
-        EigenCAM(model)._compiled,
-        AblationCAM(model)._compiled,
+        *(cls(model)._compiled for name, cls in SHARING.items() if name != "gradcam"),  # every other method
         GradCAM(nested_model())._compiled,  # another model
     ]
     ids = [id(d) for d in [same[0]] + others]
     assert len(set(ids)) == len(ids)
     assert ScoreCAM(model, batch_size=3, max_n=2)._compiled is ScoreCAM(model)._compiled  # act outside the functions
     assert AblationCAM(model, batch_size=3)._compiled is AblationCAM(model)._compiled
-    for cls in (LayerCAM, HiResCAM, XGradCAM, EigenCAM):
+    for cls in SHARING.values():
         assert cls(model)._compiled is cls(model)._compiled
 
 
@@ -105,9 +89,9 @@ def test_a_subclass_that_does_not_declare_its_configuration_compiles_per_instanc
 def test_the_model_is_freed_with_its_explainers():
     model = flat_model()
     x = images(2)
-    for make in (GradCAM, GradCAMPlusPlus, CAM, lambda m: ScoreCAM(m, batch_size=2), LayerCAM, EigenCAM,
-                 lambda m: AblationCAM(m, batch_size=3)):
-        make(model)(x)
+    small_batches = {"scorecam": {"batch_size": 2}, "ablationcam": {"batch_size": 3}}
+    for name, cls in SHARING.items():
+        cls(model, **small_batches.get(name, {}))(x)
     assert SHARED_ATTR in vars(model)
     ref = weakref.ref(model)
     del model
