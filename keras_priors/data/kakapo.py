@@ -62,38 +62,13 @@ _BODY_PALETTE = np.array(
 )
 _KAKAPO_HEAD = np.array([0.80, 0.78, 0.40], np.float32)  # yellowish facial disc
 _KAKAPO_BEAK = np.array([0.92, 0.88, 0.72], np.float32)  # pale ivory
-_OTHER_HEAD = np.array(
-    [
-        [0.78, 0.70, 0.38],  # close to the kakapo's on purpose
-        [0.25, 0.25, 0.27],
-        [0.75, 0.25, 0.18],
-        [0.45, 0.58, 0.30],
-        [0.88, 0.88, 0.84],
-        [0.35, 0.30, 0.55],
-    ],
-    np.float32,
-)
-_OTHER_BEAK = np.array(
-    [
-        [0.20, 0.18, 0.15],
-        [0.90, 0.55, 0.10],
-        [0.30, 0.30, 0.30],
-        [0.85, 0.75, 0.20],
-    ],
-    np.float32,
-)
+# Other species' colours: heads (the first close to the kakapo's on purpose), beaks, wings.
+_OTHER_HEAD = np.array([[0.78, 0.70, 0.38], [0.25, 0.25, 0.27], [0.75, 0.25, 0.18], [0.45, 0.58, 0.30],
+                        [0.88, 0.88, 0.84], [0.35, 0.30, 0.55]], np.float32)
+_OTHER_BEAK = np.array([[0.20, 0.18, 0.15], [0.90, 0.55, 0.10], [0.30, 0.30, 0.30], [0.85, 0.75, 0.20]], np.float32)
 _OTHER_BEAK_LENGTH = np.array([0.9, 1.3, 0.75, 1.1, 1.5, 1.0], np.float32)  # x head radius
-_WING_PALETTE = np.array(
-    [
-        [0.20, 0.35, 0.15],
-        [0.30, 0.22, 0.15],
-        [0.35, 0.35, 0.40],
-        [0.55, 0.45, 0.25],
-        [0.15, 0.25, 0.40],
-        [0.50, 0.20, 0.20],
-    ],
-    np.float32,
-)
+_WING_PALETTE = np.array([[0.20, 0.35, 0.15], [0.30, 0.22, 0.15], [0.35, 0.35, 0.40], [0.55, 0.45, 0.25],
+                          [0.15, 0.25, 0.40], [0.50, 0.20, 0.20]], np.float32)
 _BRANCH = np.array([0.30, 0.20, 0.12], np.float32)
 
 

@@ -223,9 +223,9 @@ class CAMSuppression(keras.losses.Loss):
             and left the shortcut in place); relative evidence closes that
             door. ``"positive"``: class k's evidence is ``relu(cam_k)``. For
             a single-logit CAM both modes are the same.
-        reduction: Keras reduction over the batch.
         name: loss name.
-        dtype: computation dtype (float32 by default, also for float16 CAMs).
+        **kwargs: ``reduction`` (over the batch, default ``"sum_over_batch_size"``) and ``dtype``
+            (computation dtype; float32 by default, also for float16 CAMs) of ``keras.losses.Loss``.
 
     Example:
     >>> import keras, numpy as np
@@ -264,11 +264,10 @@ class CAMSuppression(keras.losses.Loss):
         power: float = 1,
         weight: float = 1.0,
         evidence: str = "relative",
-        reduction: str = "sum_over_batch_size",
         name: str = "cam_suppression",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         self.evidence = check_one_of("evidence", evidence, _EVIDENCE, owner=_OWNER)
         self.classes = _check_classes(classes)
         self.normalize = check_one_of("normalize", normalize, _NORMALIZE, owner=_OWNER)

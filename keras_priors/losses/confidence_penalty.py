@@ -99,9 +99,9 @@ class ConfidencePenalty(keras.losses.Loss):
         beta: strength of the penalty, >= 0.
         threshold: optional entropy (nats) below which the hinge penalises.
         from_logits: ``y_pred`` are logits (default) or probabilities.
-        reduction: Keras reduction over the batch.
         name: loss name.
-        dtype: computation dtype (float32 by default, also for float16 logits).
+        **kwargs: ``reduction`` (over the batch, default ``"sum_over_batch_size"``) and ``dtype``
+            (computation dtype; float32 by default, also for float16 logits) of ``keras.losses.Loss``.
 
     Example:
     >>> import numpy as np
@@ -121,11 +121,10 @@ class ConfidencePenalty(keras.losses.Loss):
         beta: float = 0.1,
         threshold: float | None = None,
         from_logits: bool = True,
-        reduction: str = "sum_over_batch_size",
         name: str = "confidence_penalty",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         self.beta = check_non_negative("beta", beta, owner=_OWNER)
         self.threshold = _check_threshold(threshold, _OWNER)
         self.from_logits = bool(from_logits)

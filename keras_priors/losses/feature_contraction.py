@@ -53,9 +53,9 @@ class FeatureContraction(keras.losses.Loss):
         weight: multiplier >= 0.
         feature_reduction: ``"sum"`` (default) or ``"mean"`` over the
             non-batch axes.
-        reduction: Keras reduction over the batch.
         name: loss name.
-        dtype: computation dtype (float32 by default).
+        **kwargs: ``reduction`` (over the batch, default ``"sum_over_batch_size"``) and ``dtype``
+            (computation dtype; float32 by default) of ``keras.losses.Loss``.
 
     Example:
     >>> import numpy as np
@@ -74,11 +74,10 @@ class FeatureContraction(keras.losses.Loss):
         self,
         weight: float = 1.0,
         feature_reduction: str = "sum",
-        reduction: str = "sum_over_batch_size",
         name: str = "feature_contraction",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         self.weight = check_non_negative("weight", weight, owner=_OWNER)
         self.feature_reduction = check_one_of("feature_reduction", feature_reduction, _REDUCTIONS, owner=_OWNER)
 

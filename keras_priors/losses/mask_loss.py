@@ -84,9 +84,9 @@ class MaskLoss(keras.losses.Loss):
         from_logits: ``y_pred`` are logits (default) or probabilities.
         smooth: Dice smoothing constant, >= 0 (keeps empty masks finite;
             with ``smooth=0`` an empty target and empty prediction give dice 1).
-        reduction: Keras reduction over the batch.
         name: loss name.
-        dtype: computation dtype (float32 by default).
+        **kwargs: ``reduction`` (over the batch, default ``"sum_over_batch_size"``) and ``dtype``
+            (computation dtype; float32 by default) of ``keras.losses.Loss``.
 
     Example:
     >>> import numpy as np
@@ -108,11 +108,10 @@ class MaskLoss(keras.losses.Loss):
         bce_weight: float = 1.0,
         from_logits: bool = True,
         smooth: float = 1.0,
-        reduction: str = "sum_over_batch_size",
         name: str = "mask_loss",
-        dtype=None,
+        **kwargs,
     ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name, **kwargs)
         self.dice_weight = check_non_negative("dice_weight", dice_weight, owner=_OWNER)
         self.bce_weight = check_non_negative("bce_weight", bce_weight, owner=_OWNER)
         self.from_logits = bool(from_logits)
