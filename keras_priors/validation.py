@@ -146,7 +146,8 @@ def renamed_arguments(**renames):
 class RenamedAttribute:
     """A read-only attribute ``old`` that returns ``new`` with a ``DeprecationWarning`` (for 0.1 code).
 
-    Example: ``target = RenamedAttribute("target", "mask")`` in a class body.
+    Example: ``target = RenamedAttribute("target", "mask")`` in a class body. Not for Keras layers:
+    ``.keras`` saving reads every attribute ``dir()`` lists, so each save would warn.
     """
 
     def __init__(self, old: str, new: str):

@@ -42,6 +42,8 @@ RENAMES = [
      "box", "box_source"),
     ("ClassActivationMap", lambda: layers.ClassActivationMap(class_index=1),
      lambda: layers.ClassActivationMap(class_id=1), "class_index", "class_id"),
+    ("DualInputFusion", lambda: layers.DualInputFusion(mode="gated"), lambda: layers.DualInputFusion(fusion="gated"),
+     "mode", "fusion"),
     ("CAMImages", lambda: CAMImages(BATCH, "unused", mask_key="head"), lambda: CAMImages(BATCH, "unused", mask="head"),
      "mask_key", "mask"),
 ]
@@ -107,6 +109,8 @@ def test_dual_input_0_1_and_main_spellings_mix():
                         "dice_weight": 1.0, "bce_weight": 1.0}, "box_source", "predicted"),
     (layers.ClassActivationMap, {"name": "cam", "normalize": None, "upsample_size": None, "class_index": 1,
                                  "epsilon": 1e-7}, "class_id", 1),
+    (layers.DualInputFusion, {"name": "fusion", "mode": "sum", "projection_dim": None,
+                              "kernel_initializer": "glorot_uniform"}, "fusion", "sum"),
 ])
 def test_configs_saved_with_the_old_names_load(cls, old_config, attribute, value):
     with pytest.warns(DeprecationWarning, match=f"^{cls.__name__}: the argument"):
@@ -123,8 +127,23 @@ def test_old_attribute_names_still_read():
         assert prior.target == "head"
     with pytest.warns(DeprecationWarning, match="`beta` is deprecated; use `weight`"):
         assert priors.ConfidencePenalty(weight=0.3).beta == 0.3
-    with pytest.warns(DeprecationWarning, match="`class_index` is deprecated"):
-        assert layers.ClassActivationMap(class_id=0).class_index == 0
+    with pytest.warns(DeprecationWarning, match="DualInput: the attribute `part` is deprecated; use `box`"):
+        assert priors.DualInput(box="head_box").part == "head_box"
+    with pytest.warns(DeprecationWarning, match="CAMImages: the attribute `mask_key`"):
+        assert CAMImages(BATCH, "unused", mask="head").mask_key == "head"
+
+
+def test_saving_a_model_warns_about_nothing(tmp_path):
+    """``.keras`` saving reads every attribute of a layer: no deprecated alias may sit on one."""
+    features, kernel = keras.Input((4, 4, 3)), keras.Input((3, 2))
+    cam = layers.ClassActivationMap(class_id=1)([features, kernel])
+    fused = layers.DualInputFusion(fusion="gated")([keras.layers.Flatten()(cam), keras.layers.Flatten()(cam)])
+    model = keras.Model([features, kernel], fused)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.save(str(tmp_path / "m.keras"))
+        keras.saving.load_model(str(tmp_path / "m.keras"))
+    assert not [w for w in caught if "is deprecated; use" in str(w.message)]
 
 
 def _rewrite_config(path, edit):

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_priors.api_export import keras_priors_export
 from keras_priors.layers._utils import check_list_of_two, check_rank, check_size
-from keras_priors.validation import RenamedAttribute, check_class_id, check_one_of, renamed_arguments
+from keras_priors.validation import check_class_id, check_one_of, renamed_arguments
 
 _NORMALIZE = (None, "relu", "minmax", "relu_max")
 
@@ -66,8 +66,6 @@ class ClassActivationMap(keras.layers.Layer):
         Zhou et al., "Learning Deep Features for Discriminative Localization",
         CVPR 2016.
     """
-
-    class_index = RenamedAttribute("class_index", "class_id")
 
     @renamed_arguments(class_index="class_id")
     def __init__(

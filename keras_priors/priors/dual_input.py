@@ -226,7 +226,7 @@ class DualInput(Prior):
         else:
             a = keras.layers.GlobalAveragePooling2D(name="image_pool")(img_last)
             b = keras.layers.GlobalAveragePooling2D(name="part_pool")(part_last)
-            fused = layers.DualInputFusion(mode=self.fusion, name="fusion")([a, b])
+            fused = layers.DualInputFusion(fusion=self.fusion, name="fusion")([a, b])
             ctx.outputs["logits"] = keras.layers.Dense(k, name="classifier")(fused)
         return True
 
