@@ -93,7 +93,7 @@ def warn_renamed(owner: str, old: str, new: str, note: str = "", what: str = "ar
                   DeprecationWarning, stacklevel=stacklevel)
 
 
-def renamed_arguments(**renames):
+def renamed_arguments(before=None, **renames):
     """Decorator: accept the deprecated argument names ``old=new`` of a function or ``__init__``.
 
     A call that passes ``old`` gets a ``DeprecationWarning`` naming the owner,
@@ -101,7 +101,9 @@ def renamed_arguments(**renames):
     raises a ``ValueError`` naming both. Old saved configs load the same way
     (``from_config`` calls the constructor). The decorated function keeps its
     signature (``inspect.signature``, Keras' auto-config), which does not list
-    the old names.
+    the old names. ``before(kwargs)``, if given, rewrites the keyword
+    arguments first (a rename that depends on the value); it warns with
+    :func:`warn_renamed` and ``stacklevel=4``.
 
     Example:
 
@@ -126,6 +128,8 @@ def renamed_arguments(**renames):
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
+            if before is not None:
+                before(kwargs)
             for old, new in renames.items():
                 if old not in kwargs:
                     continue

@@ -15,7 +15,7 @@ from keras_priors.validation import (RenamedAttribute, check_class_indices, chec
 
 @keras_priors_export("keras_priors.priors.Auxiliary")
 class Auxiliary(Prior):
-    """An auxiliary classification head trained on the ``label`` key's labels (e.g. fine-grained species).
+    """An auxiliary classification head trained on the labels in the data key ``label`` (e.g. fine species).
 
     The source material found that the auxiliary task helps when the primary
     class is removed from it: samples whose primary label is in

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
-
 import keras
 from keras import ops
 
@@ -17,30 +14,23 @@ from keras_priors.validation import (RenamedAttribute, check_fraction, check_non
 BOX_SOURCES = ("predicted", "oracle")
 
 
-def _box_was_the_source(init):
+def _box_was_the_source(kwargs):
     """Before 0.2 ``box=`` named the box source (unreleased, on main only): ``box="oracle"`` still means it.
 
     Runs before the renames (``part`` -> ``box``), so ``DualInput(part="part_box", box="oracle")`` keeps working.
     ``box`` was keyword-only then; only a keyword ``box`` equal to ``"predicted"`` or ``"oracle"`` is read as
     the source (no data key is called that).
     """
-
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        source = kwargs.get("box")
-        if isinstance(source, str) and source in BOX_SOURCES:
-            if kwargs.get("box_source") is not None:
-                raise ValueError("DualInput: `box` is the deprecated name of `box_source` when it is 'predicted' or "
-                                 f"'oracle'. Expected one of them. Received: box={source!r} and "
-                                 f"box_source={kwargs['box_source']!r}")
-            warn_renamed("DualInput", "box", "box_source",
-                         note=f"`box` is now the data key of the true box; box={source!r} is read as "
-                              f"box_source={source!r}.")
-            kwargs["box_source"] = kwargs.pop("box")
-        return init(self, *args, **kwargs)
-
-    wrapper.__signature__ = inspect.signature(init)
-    return wrapper
+    source = kwargs.get("box")
+    if isinstance(source, str) and source in BOX_SOURCES:
+        if kwargs.get("box_source") is not None:
+            raise ValueError("DualInput: `box` is the deprecated name of `box_source` when it is 'predicted' or "
+                             f"'oracle'. Expected one of them. Received: box={source!r} and "
+                             f"box_source={kwargs['box_source']!r}")
+        warn_renamed("DualInput", "box", "box_source", stacklevel=4,
+                     note=f"`box` is now the data key of the true box; box={source!r} is read as "
+                          f"box_source={source!r}.")
+        kwargs["box_source"] = kwargs.pop("box")
 
 
 @keras_priors_export("keras_priors.priors.DualInput")
@@ -127,8 +117,7 @@ class DualInput(Prior):
     part = RenamedAttribute("part", "box")
     part_mask = RenamedAttribute("part_mask", "mask")
 
-    @_box_was_the_source
-    @renamed_arguments(part="box", part_mask="mask")
+    @renamed_arguments(before=_box_was_the_source, part="box", part_mask="mask")
     def __init__(self, box: str | None = None, shared: bool = True, fusion: str = "concat",
                  crop_size: tuple | None = None, name: str | None = None, *, box_source: str | None = None,
                  mask: str | None = None, weight: float | None = None, margin: float = 0.05,

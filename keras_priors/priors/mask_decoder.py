@@ -15,7 +15,7 @@ class MaskDecoder(Prior):
     """Predict a part or object mask from the backbone's feature maps.
 
     A light FPN/U-Net style ``MaskDecoderHead`` reads the last ``levels``
-    pyramid maps and predicts the mask ``mask`` (e.g. the bird's head); its Dice +
+    pyramid maps and predicts the data key ``mask`` (e.g. the bird's head); its Dice +
     BCE loss shapes the shared backbone features. The head is training-only:
     ``export`` drops it, so it costs nothing at inference.
 
