@@ -1,6 +1,6 @@
 """DualInput with a predicted box: which training choices, judged on the kakapo VALIDATION split.
 
-Investigation behind ``DualInput(box="predicted")``'s defaults. Each variant
+Investigation behind ``DualInput(box_source="predicted")``'s defaults. Each variant
 trains ``resnet_tiny`` exactly as the evidence benchmark's ``kakapo`` study
 does (same data sizes, steps and learning-rate schedule; the background
 follows the label in 95 % of the training images) and is scored on the kakapo
@@ -12,7 +12,7 @@ test split, so the chosen default is not picked on test results:
 * ``predicted_box_gradient``: the classification loss also trains the locator
   through the differentiable crop (``box_gradient=True``).
 * ``teacher_forced``: always the true box in training, the predicted box at
-  test (full teacher forcing): ``DualInput(box="oracle")`` plus a
+  test (full teacher forcing): ``DualInput(box_source="oracle")`` plus a
   ``MaskDecoder`` on the head mask, evaluated with the box that
   ``MaskToBox`` (the same settings as the predicted mode) draws from the
   decoder's mask instead of the true one.
@@ -52,7 +52,7 @@ VARIANTS = ("predicted", "predicted_box_gradient", "teacher_forced", "oracle")
 def _prior_defaults():
     from keras_priors import priors
 
-    return priors.DualInput(box="predicted")
+    return priors.DualInput(box_source="predicted")
 
 
 def _split_variant(variant):
@@ -73,15 +73,15 @@ def _priors_for(variant):
 
     variant, kwargs = _split_variant(variant)
     if variant == "predicted":
-        return lambda nc: [priors.DualInput(box="predicted", **kwargs)]
+        return lambda nc: [priors.DualInput(box_source="predicted", **kwargs)]
     if variant == "predicted_box_gradient":
-        return lambda nc: [priors.DualInput(box="predicted", box_gradient=True, **kwargs)]
+        return lambda nc: [priors.DualInput(box_source="predicted", box_gradient=True, **kwargs)]
     if variant == "teacher_forced":
         d = _prior_defaults()
-        return lambda nc: [priors.DualInput(box="oracle"),
-                           priors.MaskDecoder(target="part_mask", weight=d.weight, levels=d.levels, filters=d.filters)]
+        return lambda nc: [priors.DualInput(box_source="oracle"),
+                           priors.MaskDecoder(mask="part_mask", weight=d.weight, levels=d.levels, filters=d.filters)]
     if variant == "oracle":
-        return lambda nc: [priors.DualInput(box="oracle")]
+        return lambda nc: [priors.DualInput(box_source="oracle")]
     raise ValueError(f"Expected a variant among {VARIANTS}. Received: {variant!r}")
 
 

@@ -101,7 +101,7 @@ class Study:
     num_classes: int
     image_size: int
     configs: tuple
-    metrics: tuple = ("accuracy", "worst_group_accuracy", "cam_in_mask", "ece")
+    metrics: tuple = ("accuracy", "worst_group_accuracy", "cam_energy_in_mask", "ece")
     train_fraction: float = 1.0
     learning_rate: float = 5e-3
     #: A published result of a peer on the same setup, printed next to the table.
@@ -127,8 +127,8 @@ def _none(nc):
     return []
 
 
-def _mask_decoder(weight=0.5, target="part_mask"):
-    return lambda nc: [_priors().MaskDecoder(target=target, weight=weight)]
+def _mask_decoder(weight=0.5, mask="part_mask"):
+    return lambda nc: [_priors().MaskDecoder(mask=mask, weight=weight)]
 
 
 def _input_gradient(nc):
@@ -155,7 +155,7 @@ def _label_smoothing(nc):
 
 
 def _confidence_penalty(nc):
-    return [_priors().ConfidencePenalty(beta=0.1)]
+    return [_priors().ConfidencePenalty(weight=0.1)]
 
 
 def _feature_contraction(nc):
@@ -163,11 +163,11 @@ def _feature_contraction(nc):
 
 
 def _dual_input_oracle(nc):
-    return [_priors().DualInput(box="oracle", part="part_box", fusion="concat")]
+    return [_priors().DualInput(box_source="oracle", box="part_box", fusion="concat")]
 
 
 def _dual_input_predicted(nc):
-    return [_priors().DualInput(box="predicted", part_mask="part_mask", fusion="concat")]
+    return [_priors().DualInput(box_source="predicted", mask="part_mask", fusion="concat")]
 
 
 #: Configurations renamed since records were written: old name -> new name (read_records and --configs map them).
@@ -177,7 +177,7 @@ ORACLE_LABEL, PREDICTED_LABEL = "DualInput (oracle box)", "DualInput (predicted 
 
 def _auxiliary(weight=0.3):
     # Species of the kakapo data: 0 = kakapo, 1..4 other birds.
-    return lambda nc: [_priors().Auxiliary(num_classes=5, target="aux_label", weight=weight)]
+    return lambda nc: [_priors().Auxiliary(num_classes=5, label="aux_label", weight=weight)]
 
 
 REFERENCE_NOTE = "no shortcut in training (upper reference)"
@@ -225,7 +225,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes; default share of relative evidence)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(bird mask): counterexamples, each bird on another image's background"),
-            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(bird mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(bird mask, weight 0.5)"),
             Config("input_gradient", _input_gradient,
                    note="InputGradient (RRR): input gradients of all log-probabilities off the bird, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
@@ -246,13 +246,13 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(garment mask): the swatch comes from another image"),
-            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
             Config("input_gradient", _input_gradient, note="InputGradient (RRR) off the garment, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
             Config("energy", _energy, note="Energy (Rao et al.) on the CAM, true class, weight 1"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
-        metrics=("accuracy", "cam_in_mask", "ece"),
+        metrics=("accuracy", "cam_energy_in_mask", "ece"),
     ),
     # The label regularisers on the same data (not mask priors; not in the default run).
     "decoy_label_priors": Study(
@@ -264,7 +264,7 @@ STUDIES = {
             Config("feature_contraction", _feature_contraction, note="FeatureContraction(1e-3)"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
-        metrics=("accuracy", "cam_in_mask", "ece"),
+        metrics=("accuracy", "cam_energy_in_mask", "ece"),
     ),
     "fmnist_textures": Study(
         "fmnist_textures", "Fashion-MNIST on real textures: photograph tied to the label (90 %) in training only",
@@ -274,7 +274,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(garment mask): each garment on another image's photograph"),
-            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
             Config("input_gradient", _input_gradient, note="InputGradient (RRR) off the garment, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
             Config("energy", _energy, note="Energy (Rao et al.) on the CAM, true class, weight 1"),
@@ -316,7 +316,7 @@ STUDIES = {
             Config("cam_p2", _cam(), head_level="P2", note="CAMSuppression weight 1, CAM from P2"),
             Config("cam_p2_w10", _cam(10.0), head_level="P2", note="CAMSuppression weight 10, CAM from P2"),
         ),
-        metrics=("accuracy", "cam_in_mask", "ece"),
+        metrics=("accuracy", "cam_energy_in_mask", "ece"),
     ),
     # Investigation: CAM suppression at weight 1 collapses on textures (accuracy below plain); do weaker ones?
     "textures_cam_sweep": Study(
@@ -564,7 +564,7 @@ def aggregate(records: list[dict]) -> dict:
 
 
 METRIC_TITLES = {"accuracy": "test accuracy", "worst_group_accuracy": "worst-group accuracy",
-                 "cam_in_mask": "CAM energy in object mask", "ece": "ECE (lower is better)",
+                 "cam_energy_in_mask": "CAM energy in object mask", "ece": "ECE (lower is better)",
                  "train_seconds": "train time (s)"}
 
 
@@ -677,6 +677,9 @@ def read_records(path: str) -> list[dict]:
         return []
     with open(path) as f:
         records = [json.loads(line) for line in f if line.strip()]
+    from keras_priors.zoo.evaluation import read_result  # records before 0.2 say cam_in_mask
+
+    records = [read_result(r) for r in records]
     for r in records:
         r["config"] = RENAMED_CONFIGS.get(r["config"], r["config"])
     return records

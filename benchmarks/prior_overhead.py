@@ -47,16 +47,16 @@ def configurations():
         "plain": (lambda: [], None, "no prior"),
         "cam_suppression": (lambda: [p.CAMSuppression(classes=[0], mask="object_mask", weight=1.0)], 1.05,
                             "CAMSuppression(classes=[0])"),
-        "mask_decoder": (lambda: [p.MaskDecoder(target="part_mask", weight=0.5)], 1.3,
+        "mask_decoder": (lambda: [p.MaskDecoder(mask="part_mask", weight=0.5)], 1.3,
                          "MaskDecoder(part_mask)"),
-        "confidence_penalty": (lambda: [p.ConfidencePenalty(beta=0.1)], 1.02, "ConfidencePenalty(0.1)"),
+        "confidence_penalty": (lambda: [p.ConfidencePenalty(weight=0.1)], 1.02, "ConfidencePenalty(0.1)"),
         "label_smoothing": (lambda: [p.LabelSmoothing(0.1)], 1.02, "LabelSmoothing(0.1)"),
         "feature_contraction": (lambda: [p.FeatureContraction(weight=1e-3)], 1.02, "FeatureContraction(1e-3)"),
         "auxiliary": (lambda: [p.Auxiliary(num_classes=SPECIES + 1, exclude_classes=[0])], None,
                       "Auxiliary(5 classes, exclude [0])"),
-        "spatial_attention": (lambda: [p.SpatialAttention(target="part_mask")], None, "SpatialAttention(part_mask)"),
-        "dual_input": (lambda: [p.DualInput(part="part_box")], None, "DualInput(part_box, shared): oracle box"),
-        "dual_input_predicted": (lambda: [p.DualInput(box="predicted", part_mask="part_mask")], None,
+        "spatial_attention": (lambda: [p.SpatialAttention(mask="part_mask")], None, "SpatialAttention(part_mask)"),
+        "dual_input": (lambda: [p.DualInput(box="part_box")], None, "DualInput(part_box, shared): oracle box"),
+        "dual_input_predicted": (lambda: [p.DualInput(box_source="predicted", mask="part_mask")], None,
                                  "DualInput(box='predicted'): mask decoder -> MaskToBox -> crop"),
         "background_swap": (lambda: [p.BackgroundSwap(mask="object_mask")], 1.05,
                             "BackgroundSwap(object_mask): one gather and a composite per batch"),
@@ -76,12 +76,12 @@ def extra_configurations():
     """Variants for investigating an overhead; run only when named in ``--configs``."""
     p = kp.priors
     return {
-        "mask_decoder_f16": (lambda: [p.MaskDecoder(target="part_mask", weight=0.5, filters=16)], 1.3,
+        "mask_decoder_f16": (lambda: [p.MaskDecoder(mask="part_mask", weight=0.5, filters=16)], 1.3,
                              "MaskDecoder(filters=16)"),
-        "mask_decoder_l2": (lambda: [p.MaskDecoder(target="part_mask", weight=0.5, levels=2)], 1.3,
+        "mask_decoder_l2": (lambda: [p.MaskDecoder(mask="part_mask", weight=0.5, levels=2)], 1.3,
                             "MaskDecoder(levels=2: P2-P3, 16x16 output)"),
         "cam_suppression_no_metric": (lambda: [_NoMetricCAMSuppression(classes=[0], mask="object_mask")], 1.05,
-                                      "CAMSuppression without the cam_in_mask metric"),
+                                      "CAMSuppression without the cam_energy_in_mask metric"),
     }
 
 

@@ -140,7 +140,7 @@ def _cmd_evaluate(args):
     size = model.network.input["image"].shape[1]
     test = data.kakapo(split="test", image_size=size, num_samples=args.samples, batch_size=64, seed=args.seed)
     r = evaluate_classifier(model, test)
-    for k in ("n", "accuracy", "worst_group_accuracy", "cam_in_mask", "ece"):
+    for k in ("n", "accuracy", "worst_group_accuracy", "cam_energy_in_mask", "ece"):
         print(f"{k:<22} {r[k]:.4f}" if k != "n" else f"{k:<22} {r[k]}")
 
 

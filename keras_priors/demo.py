@@ -37,7 +37,7 @@ def format_table(results: dict) -> str:
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} "
+            f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} "
             f"| {r['ece']:.3f} | {r['train_seconds']:.0f} |"
         )
     return "\n".join(lines)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
+import warnings
 
 
 def check_non_negative(name: str, value, owner: str | None = None) -> float:
@@ -71,3 +74,91 @@ def check_fraction(name: str, value, owner: str | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{prefix}Expected `{name}` in [0, 1]. Received: {name}={value!r}")
     return float(value)
+
+
+def check_class_id(value, owner: str | None = None, name: str = "class_id") -> int | None:
+    """Return ``value`` (one class, an integer >= 0) as int, or None; raise on floats, bools and negatives."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        prefix = f"{owner}: " if owner else ""
+        raise ValueError(f"{prefix}Expected `{name}` to be None or an integer >= 0. Received: {name}={value!r}")
+    return int(value)
+
+
+# === Renamed arguments ===
+def warn_renamed(owner: str, old: str, new: str, note: str = "", what: str = "argument", stacklevel: int = 3) -> None:
+    """Warn (``DeprecationWarning``) that ``owner``'s argument (or attribute) ``old`` is now called ``new``."""
+    warnings.warn(f"{owner}: the {what} `{old}` is deprecated; use `{new}` (the same value). {note}".rstrip(),
+                  DeprecationWarning, stacklevel=stacklevel)
+
+
+def renamed_arguments(before=None, **renames):
+    """Decorator: accept the deprecated argument names ``old=new`` of a function or ``__init__``.
+
+    A call that passes ``old`` gets a ``DeprecationWarning`` naming the owner,
+    ``old`` and ``new``, and runs as if it had passed ``new``; passing both
+    raises a ``ValueError`` naming both. Old saved configs load the same way
+    (``from_config`` calls the constructor). The decorated function keeps its
+    signature (``inspect.signature``, Keras' auto-config), which does not list
+    the old names. ``before(kwargs)``, if given, rewrites the keyword
+    arguments first (a rename that depends on the value); it warns with
+    :func:`warn_renamed` and ``stacklevel=4``.
+
+    Example:
+
+    >>> import warnings
+    >>> @renamed_arguments(target="mask")
+    ... def f(mask="object_mask"):
+    ...     return mask
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f(target="part_mask")
+    'part_mask'
+    >>> str(caught[0].message)
+    'f: the argument `target` is deprecated; use `mask` (the same value).'
+    """
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+        owner = fn.__qualname__.rsplit(".", 1)[0] if fn.__name__ == "__init__" else fn.__qualname__
+        missing = [new for new in renames.values() if new not in signature.parameters]
+        if missing:
+            raise TypeError(f"renamed_arguments: {fn.__qualname__} has no argument(s) {missing}")
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if before is not None:
+                before(kwargs)
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                passed = signature.bind_partial(*args, **{k: v for k, v in kwargs.items() if k not in renames})
+                if new in passed.arguments:
+                    raise ValueError(f"{owner}: `{old}` is the deprecated name of `{new}`. Expected one of them. "
+                                     f"Received: {old}={kwargs[old]!r} and {new}={passed.arguments[new]!r}")
+                warn_renamed(owner, old, new)
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        wrapper.__signature__ = signature  # Keras' Operation.__new__ reads it with getfullargspec
+        return wrapper
+
+    return decorate
+
+
+class RenamedAttribute:
+    """A read-only attribute ``old`` that returns ``new`` with a ``DeprecationWarning`` (for 0.1 code).
+
+    Example: ``target = RenamedAttribute("target", "mask")`` in a class body. Not for Keras layers:
+    ``.keras`` saving reads every attribute ``dir()`` lists, so each save would warn.
+    """
+
+    def __init__(self, old: str, new: str):
+        self.old, self.new = old, new
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        warn_renamed(type(obj).__name__, self.old, self.new, what="attribute")
+        return getattr(obj, self.new)

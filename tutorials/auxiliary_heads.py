@@ -65,7 +65,7 @@ print("Wrote", preview_path)
 
 configs = {
     "plain": [],
-    "auxiliary": [kp.priors.Auxiliary(num_classes=SPECIES + 1, target="aux_label", exclude_classes=[0], weight=0.3)],
+    "auxiliary": [kp.priors.Auxiliary(num_classes=SPECIES + 1, label="aux_label", exclude_classes=[0], weight=0.3)],
 }
 results, models = {}, {}
 for name, priors in configs.items():
@@ -98,7 +98,7 @@ print(f"auxiliary species accuracy on other-bird test images: {float(np.concaten
 print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
 print("|---|---|---|---|")
 for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} |")
+    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
 
 
 def compare(metric, base, new, n=None):

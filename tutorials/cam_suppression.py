@@ -114,14 +114,14 @@ for name, priors in configs.items():
 ## Results
 
 Each row is measured on the test split, where the background says nothing
-about the label. `cam_in_mask` is the share of the predicted-class CAM energy
+about the label. `cam_energy_in_mask` is the share of the predicted-class CAM energy
 that lies on the bird.
 """
 
 print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
 print("|---|---|---|---|")
 for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} |")
+    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
 
 
 def compare(metric, base, new, n=None):
@@ -138,7 +138,7 @@ def compare(metric, base, new, n=None):
 base, prior = results["plain"], results["cam_suppression"]
 compare("accuracy", base["accuracy"], prior["accuracy"], n=base["n"])
 compare("worst-group accuracy", base["worst_group_accuracy"], prior["worst_group_accuracy"])
-compare("CAM energy in object mask", base["cam_in_mask"], prior["cam_in_mask"])
+compare("CAM energy in object mask", base["cam_energy_in_mask"], prior["cam_energy_in_mask"])
 
 """
 Compare the two rows printed above. The prior acts on *where* the evidence

@@ -20,13 +20,13 @@ the image stream keeps an exact class activation map, so CAM priors and CAM
 overlays still work.
 
 Where does the box come from? At test time nobody hands you the head box, so
-the mode to deploy is **`box="predicted"`** (locate, then zoom): a small mask
+the mode to deploy is **`box_source="predicted"`** (locate, then zoom): a small mask
 decoder on the backbone's feature maps learns the part mask from the
 `part_mask` annotations of the *training* set (Dice + BCE), `MaskToBox` turns
 its prediction into a box (with a margin and a minimum size), and `PartCrop`
 zooms in. The model, and the SavedModel `export` writes, take only the image.
 
-**`box="oracle"`** (the default, as in version 0.1) reads the true box from the
+**`box_source="oracle"`** (the default, as in version 0.1) reads the true box from the
 data, in training *and at test time*: it is an oracle, an upper reference for
 what a perfect part detector would give, not what a deployed model reaches.
 
@@ -96,9 +96,9 @@ predicted box, normalised units); the oracle box, named as such.
 
 configs = {
     "plain": [],
-    "predicted_box": [kp.priors.DualInput(box="predicted", part_mask="part_mask", weight=1.0,
+    "predicted_box": [kp.priors.DualInput(box_source="predicted", mask="part_mask", weight=1.0,
                                           margin=0.05, min_size=0.15, fusion="concat")],
-    "oracle_box": [kp.priors.DualInput(box="oracle", part="part_box", fusion="concat")],
+    "oracle_box": [kp.priors.DualInput(box_source="oracle", box="part_box", fusion="concat")],
 }
 results, models = {}, {}
 for name, priors in configs.items():

@@ -136,14 +136,14 @@ for name, model in models.items():
 Measured on the test split, where the background says nothing about the
 label. `gradient outside` is the share of the squared input gradient outside
 the bird (lower: the prediction depends less on the background);
-`cam_in_mask` the share of the predicted class's CAM energy on the bird.
+`cam_energy_in_mask` the share of the predicted class's CAM energy on the bird.
 """
 
 print("\n| model | accuracy | worst-group accuracy | gradient outside | CAM energy in mask | train s |")
 print("|---|---|---|---|---|---|")
 for name, r in results.items():
     print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {outside_share[name]:.3f} "
-          f"| {r['cam_in_mask']:.3f} | {seconds[name]:.1f} |")
+          f"| {r['cam_energy_in_mask']:.3f} | {seconds[name]:.1f} |")
 
 base = results["plain"]
 se = float(np.sqrt(max(base["accuracy"] * (1 - base["accuracy"]), 1e-6) / base["n"]))

@@ -66,7 +66,7 @@ the same seed, data order, optimizer and epochs.
 
 configs = {
     "plain": [],
-    "mask_decoder": [kp.priors.MaskDecoder(target="part_mask", weight=0.5, levels=2, filters=16)],
+    "mask_decoder": [kp.priors.MaskDecoder(mask="part_mask", weight=0.5, levels=2, filters=16)],
 }
 results, models = {}, {}
 for name, priors in configs.items():
@@ -117,7 +117,7 @@ print("Wrote", mask_path, "(columns: image | true head mask | predicted head mas
 print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
 print("|---|---|---|---|")
 for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} |")
+    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
 
 
 def compare(metric, base, new, n=None):

@@ -119,7 +119,7 @@ for name, priors in configs.items():
 print("\n| target model | accuracy | worst-group accuracy | CAM energy in object mask |")
 print("|---|---|---|---|")
 for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} |")
+    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
 
 
 def compare(metric, base, new, n=None):

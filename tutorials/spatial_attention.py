@@ -73,7 +73,7 @@ optimizer and epochs) and the prior's defaults (`weight=0.5`,
 
 configs = {
     "plain": [],
-    "spatial_attention": [kp.priors.SpatialAttention(target="part_mask")],
+    "spatial_attention": [kp.priors.SpatialAttention(mask="part_mask")],
 }
 results, models = {}, {}
 for name, priors in configs.items():
@@ -89,14 +89,14 @@ for name, priors in configs.items():
 ## Results
 
 Measured on the test split, where the background says nothing about the
-label. `cam_in_mask` is the share of the predicted-class CAM energy that lies
+label. `cam_energy_in_mask` is the share of the predicted-class CAM energy that lies
 on the bird (object mask).
 """
 
 print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
 print("|---|---|---|---|")
 for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_in_mask']:.3f} |")
+    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
 
 
 def compare(metric, base, new, n=None):
@@ -113,7 +113,7 @@ def compare(metric, base, new, n=None):
 base, prior = results["plain"], results["spatial_attention"]
 compare("accuracy", base["accuracy"], prior["accuracy"], n=base["n"])
 compare("worst-group accuracy", base["worst_group_accuracy"], prior["worst_group_accuracy"])
-compare("CAM energy in object mask", base["cam_in_mask"], prior["cam_in_mask"])
+compare("CAM energy in object mask", base["cam_energy_in_mask"], prior["cam_energy_in_mask"])
 
 """
 ## Did the attention learn the head?

@@ -9,7 +9,7 @@ from keras import ops
 from keras_priors.data.preview import mask_outline
 from keras_priors.explain.resize_cam import resize_cam
 from keras_priors.metrics.worst_group_accuracy import predicted_labels
-from keras_priors.validation import check_positive_int
+from keras_priors.validation import RenamedAttribute, check_positive_int, renamed_arguments
 
 
 def _colormap(x):
@@ -81,7 +81,8 @@ class CAMImages(keras.callbacks.Callback):
         log_dir: TensorBoard log directory (the images go to ``<log_dir>/cam``).
         every_n_epochs: write every N epochs (and after the last).
         max_images: rows in the grid.
-        mask_key: the data key whose outline is drawn (if present).
+        mask: the data key of the mask whose outline is drawn (if present).
+            (``mask_key`` before 0.2: still accepted, with a ``DeprecationWarning``.)
 
     Example:
 
@@ -103,8 +104,11 @@ class CAMImages(keras.callbacks.Callback):
     >>> tmp.cleanup()
     """
 
+    mask_key = RenamedAttribute("mask_key", "mask")
+
+    @renamed_arguments(mask_key="mask")
     def __init__(self, data, log_dir: str, every_n_epochs: int = 1, max_images: int = 8,
-                 mask_key: str = "object_mask"):
+                 mask: str = "object_mask"):
         super().__init__()
         self.every_n_epochs = check_positive_int("every_n_epochs", every_n_epochs, owner="CAMImages")
         self.max_images = check_positive_int("max_images", max_images, owner="CAMImages")
@@ -115,7 +119,7 @@ class CAMImages(keras.callbacks.Callback):
                              f"'label'. Received: {type(data).__name__}")
         self.batch = {k: np.asarray(v)[: self.max_images] for k, v in data.items()}
         self.log_dir = log_dir
-        self.mask_key = mask_key
+        self.mask = mask
         self._writer = None
 
     def _write(self, epoch):
@@ -124,7 +128,7 @@ class CAMImages(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(f"{self.log_dir}/cam")
         cam_true, cam_pred, _ = class_maps(self.model, self.batch)
-        mask = self.batch.get(self.mask_key)
+        mask = self.batch.get(self.mask)
         grid = cam_overlay_grid(self.batch["image"], cam_true, cam_pred, None if mask is None else mask[..., 0])
         with self._writer.as_default():
             tf.summary.image("cam/image_true_predicted", grid[None], step=epoch)

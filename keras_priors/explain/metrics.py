@@ -14,6 +14,7 @@ from keras import ops
 from keras_priors.explain._graph import ends_in_softmax
 from keras_priors.explain.base_cam import explainer_docstring
 from keras_priors.explain._utils import check_images, check_targets, softmax_np
+from keras_priors.losses import _spatial
 from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
 
 
@@ -369,6 +370,10 @@ def _check_masks(masks, maps):
 def energy_in_mask(maps, masks) -> np.ndarray:
     """Share of each map's energy (sum of values) inside the object mask, in [0, 1].
 
+    "Energy in mask": ``keras_priors.metrics.CAMEnergyInMask`` measures the
+    same share on a CAM's positive evidence for one class (both use
+    ``keras_priors.losses._spatial.energy_inside_and_total``).
+
     Args:
         maps: (B, H, W) non-negative maps.
         masks: (B, H, W) or (B, H, W, 1) binary masks.
@@ -387,9 +392,8 @@ def energy_in_mask(maps, masks) -> np.ndarray:
     if (maps < 0).any():
         raise ValueError(f"Expected `maps` >= 0. Received: maps with minimum {maps.min()}")
     masks = _check_masks(masks, maps)
-    total = maps.sum(axis=(1, 2))
-    inside = (maps * masks).sum(axis=(1, 2))
-    return np.where(total > 0, inside / np.maximum(total, 1e-12), 0.0).astype(np.float32)
+    inside, total = _spatial.energy_inside_and_total(maps, masks)
+    return np.asarray(ops.convert_to_numpy(_spatial.energy_share(inside, total)), np.float32)
 
 
 def pointing_game(maps, masks=None, tolerance: float = 0.0, boxes=None) -> np.ndarray:

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
 
 from keras_priors.api_export import keras_priors_export
 from keras_priors.layers._utils import check_list_of_two, check_rank, check_size
-from keras_priors.validation import check_one_of
+from keras_priors.validation import check_class_id, check_one_of, renamed_arguments
 
 _NORMALIZE = (None, "relu", "minmax", "relu_max")
-
-
-def _check_class_index(value, owner):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{owner}: Expected `class_index` to be None or an integer >= 0. Received: class_index={value!r}")
-    return int(value)
 
 
 @keras_priors_export("keras_priors.layers.ClassActivationMap")
@@ -39,7 +29,7 @@ class ClassActivationMap(keras.layers.Layer):
 
     A single-logit binary kernel (``K == 1``, sigmoid output) gives one map whose
     positive values are evidence for class 1 and negative values evidence for
-    class 0: ``class_index=1`` returns it as is, ``class_index=0`` returns its
+    class 0: ``class_id=1`` returns it as is, ``class_id=0`` returns its
     negation, so both classes are read the same way as in the multi-class case.
 
     Args:
@@ -49,8 +39,11 @@ class ClassActivationMap(keras.layers.Layer):
             Grad-CAM convention).
         upsample_size: ``None`` or ``(height, width)``: bilinear resize of the
             maps (before normalization).
-        class_index: ``None`` to return all ``K`` maps, or one class to return a
-            single ``(B, h, w, 1)`` map (see the single-logit rule above).
+        class_id: ``None`` to return all ``K`` maps, or one class to return a
+            single ``(B, h, w, 1)`` map (see the single-logit rule above); the
+            name Keras metrics use (``keras.metrics.Precision(class_id=...)``).
+            (``class_index`` before 0.2: still accepted, with a
+            ``DeprecationWarning``; saved configs with it load.)
         epsilon: added to denominators of the normalizations.
         **kwargs: base layer arguments.
 
@@ -59,7 +52,7 @@ class ClassActivationMap(keras.layers.Layer):
             and ``kernel`` of shape ``(C, K)`` or ``(B, C, K)``.
 
     Returns:
-        ``(B, h, w, K)`` maps (``(B, h, w, 1)`` with ``class_index``).
+        ``(B, h, w, K)`` maps (``(B, h, w, 1)`` with ``class_id``).
 
     Example:
 
@@ -74,18 +67,19 @@ class ClassActivationMap(keras.layers.Layer):
         CVPR 2016.
     """
 
+    @renamed_arguments(class_index="class_id")
     def __init__(
         self,
         normalize: str | None = None,
         upsample_size: tuple[int, int] | None = None,
-        class_index: int | None = None,
+        class_id: int | None = None,
         epsilon: float = 1e-7,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.normalize = check_one_of("normalize", normalize, _NORMALIZE[1:], "ClassActivationMap") if normalize is not None else None
         self.upsample_size = check_size("upsample_size", upsample_size, "ClassActivationMap")
-        self.class_index = _check_class_index(class_index, "ClassActivationMap")
+        self.class_id = check_class_id(class_id, "ClassActivationMap")
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):
@@ -100,15 +94,15 @@ class ClassActivationMap(keras.layers.Layer):
                 f"Received: features channels={c_feat}, kernel shape={tuple(kernel_shape)}"
             )
         k = kernel_shape[-1]
-        if self.class_index is not None and k is not None and k > 1 and self.class_index >= k:
+        if self.class_id is not None and k is not None and k > 1 and self.class_id >= k:
             raise ValueError(
-                f"ClassActivationMap: Expected `class_index` < {k} (the kernel's classes). "
-                f"Received: class_index={self.class_index}"
+                f"ClassActivationMap: Expected `class_id` < {k} (the kernel's classes). "
+                f"Received: class_id={self.class_id}"
             )
-        if self.class_index is not None and k == 1 and self.class_index > 1:
+        if self.class_id is not None and k == 1 and self.class_id > 1:
             raise ValueError(
-                "ClassActivationMap: Expected `class_index` in {0, 1} for a single-logit kernel. "
-                f"Received: class_index={self.class_index}"
+                "ClassActivationMap: Expected `class_id` in {0, 1} for a single-logit kernel. "
+                f"Received: class_id={self.class_id}"
             )
 
     def call(self, inputs):
@@ -118,11 +112,11 @@ class ClassActivationMap(keras.layers.Layer):
             cam = ops.einsum("bhwc,bck->bhwk", features, kernel)
         else:
             cam = ops.matmul(features, kernel)
-        if self.class_index is not None:
+        if self.class_id is not None:
             if kernel.shape[-1] == 1:
-                cam = cam if self.class_index == 1 else -cam
+                cam = cam if self.class_id == 1 else -cam
             else:
-                cam = cam[..., self.class_index : self.class_index + 1]
+                cam = cam[..., self.class_id : self.class_id + 1]
         if self.upsample_size is not None:
             cam = ops.image.resize(cam, self.upsample_size, interpolation="bilinear")
         return self._normalize(cam)
@@ -144,7 +138,7 @@ class ClassActivationMap(keras.layers.Layer):
         batch, h, w = features_shape[0], features_shape[1], features_shape[2]
         if self.upsample_size is not None:
             h, w = self.upsample_size
-        k = 1 if self.class_index is not None else kernel_shape[-1]
+        k = 1 if self.class_id is not None else kernel_shape[-1]
         return (batch, h, w, k)
 
     def get_config(self):
@@ -153,7 +147,7 @@ class ClassActivationMap(keras.layers.Layer):
             {
                 "normalize": self.normalize,
                 "upsample_size": self.upsample_size,
-                "class_index": self.class_index,
+                "class_id": self.class_id,
                 "epsilon": self.epsilon,
             }
         )
@@ -161,12 +155,13 @@ class ClassActivationMap(keras.layers.Layer):
 
 
 @keras_priors_export("keras_priors.layers.cam_from_dense")
+@renamed_arguments(class_index="class_id")
 def cam_from_dense(
     features,
     dense_layer: keras.layers.Layer,
     normalize: str | None = None,
     upsample_size: tuple[int, int] | None = None,
-    class_index: int | None = None,
+    class_id: int | None = None,
 ):
     """Class activation maps of ``features`` under a trained ``Dense`` classifier.
 
@@ -180,11 +175,12 @@ def cam_from_dense(
             (``keras.layers.Dense`` or ``CAMHead``).
         normalize: see ``ClassActivationMap``.
         upsample_size: see ``ClassActivationMap``.
-        class_index: see ``ClassActivationMap`` (single-logit heads: ``0`` gives
-            the negated map, the evidence for class 0).
+        class_id: see ``ClassActivationMap`` (single-logit heads: ``0`` gives
+            the negated map, the evidence for class 0). (``class_index``
+            before 0.2: still accepted, with a ``DeprecationWarning``.)
 
     Returns:
-        The ``(B, h, w, K)`` maps, or ``(B, h, w, 1)`` with ``class_index``.
+        The ``(B, h, w, K)`` maps, or ``(B, h, w, 1)`` with ``class_id``.
 
     Example:
 
@@ -205,5 +201,5 @@ def cam_from_dense(
             "cam_from_dense: Expected `dense_layer` to be a built layer with a `kernel`. "
             f"Received: {dense_layer!r}"
         )
-    layer = ClassActivationMap(normalize=normalize, upsample_size=upsample_size, class_index=class_index)
+    layer = ClassActivationMap(normalize=normalize, upsample_size=upsample_size, class_id=class_id)
     return layer([ops.convert_to_tensor(features), ops.convert_to_tensor(kernel)])

@@ -7,16 +7,16 @@ from keras import ops
 
 from keras_priors.api_export import keras_priors_export
 from keras_priors.layers._utils import check_list_of_two
-from keras_priors.validation import check_one_of, check_positive_int
+from keras_priors.validation import check_one_of, check_positive_int, renamed_arguments
 
-_MODES = ("concat", "sum", "gated")
+FUSIONS = ("concat", "sum", "gated")
 
 
 @keras_priors_export("keras_priors.layers.DualInputFusion")
 class DualInputFusion(keras.layers.Layer):
     """Fuse two feature tensors late, e.g. the whole-image and the part-crop streams.
 
-    Modes (on the last axis; leading axes must match):
+    Fusions (on the last axis; leading axes must match):
 
     - ``"concat"``: ``concat([a, b])``.
     - ``"sum"``: ``a + b``.
@@ -28,7 +28,9 @@ class DualInputFusion(keras.layers.Layer):
     width. With ``projection_dim`` set, ``concat`` also projects first.
 
     Args:
-        mode: ``"concat"``, ``"sum"`` or ``"gated"``.
+        fusion: ``"concat"``, ``"sum"`` or ``"gated"``, as ``DualInput(fusion=)``
+            and ``DualStream(fusion=)`` call it. (``mode`` before 0.2: still
+            accepted, with a ``DeprecationWarning``; saved configs with it load.)
         projection_dim: ``None`` or the width both inputs are projected to.
         kernel_initializer: initializer of the projection and gate kernels.
         **kwargs: base layer arguments.
@@ -43,20 +45,21 @@ class DualInputFusion(keras.layers.Layer):
     Example:
 
     >>> import numpy as np
-    >>> fusion = DualInputFusion(mode="gated")
+    >>> fusion = DualInputFusion(fusion="gated")
     >>> tuple(fusion([np.ones((2, 8), "float32"), np.zeros((2, 8), "float32")]).shape)
     (2, 8)
     """
 
+    @renamed_arguments(mode="fusion")
     def __init__(
         self,
-        mode: str = "concat",
+        fusion: str = "concat",
         projection_dim: int | None = None,
         kernel_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.mode = check_one_of("mode", mode, _MODES, "DualInputFusion")
+        self.fusion = check_one_of("fusion", fusion, FUSIONS, "DualInputFusion")
         self.projection_dim = (
             None if projection_dim is None else check_positive_int("projection_dim", projection_dim, "DualInputFusion")
         )
@@ -95,12 +98,12 @@ class DualInputFusion(keras.layers.Layer):
             self.projection_b = self._dense(self.projection_dim, "projection_b")
             self.projection_b.build(shape_b)
             da = db = self.projection_dim
-        elif self.mode != "concat" and da != db:
+        elif self.fusion != "concat" and da != db:
             raise ValueError(
-                f"DualInputFusion: mode={self.mode!r} needs inputs of equal width, or set `projection_dim`. "
+                f"DualInputFusion: fusion={self.fusion!r} needs inputs of equal width, or set `projection_dim`. "
                 f"Received: widths {da} and {db} (shapes {shape_a} and {shape_b})"
             )
-        if self.mode == "gated":
+        if self.fusion == "gated":
             self.gate = self._dense(da, "gate", activation="sigmoid")
             self.gate.build(shape_a[:-1] + (da + db,))
 
@@ -109,9 +112,9 @@ class DualInputFusion(keras.layers.Layer):
         if self.projection_a is not None:
             a = self.projection_a(a)
             b = self.projection_b(b)
-        if self.mode == "concat":
+        if self.fusion == "concat":
             return ops.concatenate([a, b], axis=-1)
-        if self.mode == "sum":
+        if self.fusion == "sum":
             return a + b
         g = self.gate(ops.concatenate([a, b], axis=-1))
         return g * a + (1.0 - g) * b
@@ -122,7 +125,7 @@ class DualInputFusion(keras.layers.Layer):
             da = db = self.projection_dim
         else:
             da, db = shape_a[-1], shape_b[-1]
-        if self.mode == "concat":
+        if self.fusion == "concat":
             width = None if da is None or db is None else da + db
         else:
             width = da
@@ -132,7 +135,7 @@ class DualInputFusion(keras.layers.Layer):
         config = super().get_config()
         config.update(
             {
-                "mode": self.mode,
+                "fusion": self.fusion,
                 "projection_dim": self.projection_dim,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             }

@@ -93,7 +93,7 @@ class DualStream(keras.layers.Layer):
                 if not self.part_backbone.built:
                     raise ValueError("DualStream: `copy_weights=True` needs a built backbone.")
                 self.part_backbone.set_weights(backbone.get_weights())
-        self.fusion = DualInputFusion(mode=fusion, projection_dim=projection_dim, dtype=self.dtype_policy, name="fusion")
+        self.fusion = DualInputFusion(fusion=fusion, projection_dim=projection_dim, dtype=self.dtype_policy, name="fusion")
 
     def _pool(self, x):
         if len(x.shape) != 4 or self.pooling is None:
@@ -136,7 +136,7 @@ class DualStream(keras.layers.Layer):
                 "backbone": keras.saving.serialize_keras_object(self.backbone),
                 "shared": self.shared,
                 "pooling": self.pooling,
-                "fusion": self.fusion.mode,
+                "fusion": self.fusion.fusion,
                 "projection_dim": self.fusion.projection_dim,
                 "copy_weights": self.copy_weights,
             }

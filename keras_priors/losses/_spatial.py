@@ -73,6 +73,26 @@ def predicted_class(cam):
     return ops.cast(ops.argmax(score, axis=-1), "int32")
 
 
+def energy_inside_and_total(energy, weights):
+    """Per-sample energy inside a mask and in all, float32 (B,): the one definition of "energy in mask".
+
+    ``inside = sum(energy * weights)``, ``total = sum(energy)`` over the two
+    spatial axes of (B, h, w) arrays: ``energy`` non-negative (a CAM's positive
+    evidence for one class, or any non-negative map), ``weights`` the object's
+    share of each cell (0/1 for a binary mask at the map's resolution, the
+    area fraction for a mask area-resized to a coarser map). The share is
+    :func:`energy_share`; ``keras_priors.explain.energy_in_mask`` and
+    ``keras_priors.metrics.CAMEnergyInMask`` both use these two.
+    """
+    energy = ops.cast(energy, "float32")
+    return ops.sum(energy * ops.cast(weights, "float32"), axis=(1, 2)), ops.sum(energy, axis=(1, 2))
+
+
+def energy_share(inside, total):
+    """``inside / total`` where the total is positive, else 0 (a map with no energy)."""
+    return ops.where(total > 0, inside / ops.maximum(total, 1e-12), 0.0)
+
+
 def standardize_mask(mask, cam, owner: str, arg: str = "y_true"):
     """Check a (B,H,W), (B,H,W,1) or packed (B,H,W,2) mask against a (B,h,w,K) CAM.
 

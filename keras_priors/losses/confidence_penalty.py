@@ -96,7 +96,9 @@ class ConfidencePenalty(keras.losses.Loss):
     loss or ``add_loss``.
 
     Args:
-        beta: strength of the penalty, >= 0.
+        beta: strength of the penalty, >= 0: Pereyra et al.'s ``beta``, the
+            loss's own coefficient. (The prior ``keras_priors.priors.ConfidencePenalty``
+            calls it ``weight``, as every prior calls the factor of its term.)
         threshold: optional entropy (nats) below which the hinge penalises.
         from_logits: ``y_pred`` are logits (default) or probabilities.
         name: loss name.

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import numbers
-
 import keras
 from keras import ops
 
 from keras_priors.api_export import keras_priors_export
 from keras_priors.losses import _spatial
+from keras_priors.validation import check_class_id
 
 _OWNER = "CAMEnergyInMask"
-
-
-def _check_class_id(class_id, owner):
-    if class_id is None:
-        return None
-    if isinstance(class_id, bool) or not isinstance(class_id, numbers.Integral) or class_id < 0:
-        raise ValueError(f"{owner}: Expected `class_id` to be None or an integer >= 0. Received: class_id={class_id!r}")
-    return int(class_id)
 
 
 def _energies(cam, cells, class_id, labels, owner):
@@ -38,17 +29,17 @@ def _energies(cam, cells, class_id, labels, owner):
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
         select = ops.one_hot(labels, num_classes, dtype="float32")
         energy = ops.sum(evidence * select[:, None, None, :], axis=-1)
-    inside = ops.sum(energy * cells[..., 0], axis=(1, 2))
-    total = ops.sum(energy, axis=(1, 2))
-    return inside, total
-
-
-def _share(inside, total):
-    return ops.where(total > 0, inside / ops.maximum(total, 1e-12), 0.0)
+    return _spatial.energy_inside_and_total(energy, cells[..., 0])
 
 
 def cam_energy_in_mask(cam, mask, labels=None, class_id: int | None = None):
     """Per-sample share of the class's positive CAM energy inside the mask.
+
+    The same quantity as ``keras_priors.explain.energy_in_mask`` on the
+    class's positive evidence ``relu(cam_k)`` (class 0 of a single-logit CAM:
+    ``relu(-cam)``), with the mask area-resized to the CAM: for a mask at
+    image resolution, ``energy_in_mask`` of that map upsampled to the image
+    by repeating each cell (when the image size is a multiple of the CAM's).
 
     Args:
         cam: class activation map (B, h, w, K).
@@ -63,11 +54,11 @@ def cam_energy_in_mask(cam, mask, labels=None, class_id: int | None = None):
         float32 (B,) in [0, 1]; 0 for a sample with no energy for its class.
     """
     owner = "cam_energy_in_mask"
-    class_id = _check_class_id(class_id, owner)
+    class_id = check_class_id(class_id, owner)
     cam = ops.cast(cam, "float32")
     cells, packed = _spatial.standardize_mask(mask, cam, owner, arg="mask")
     inside, total = _energies(cam, cells, class_id, packed if labels is None else labels, owner)
-    return _share(inside, total)
+    return _spatial.energy_share(inside, total)
 
 
 @keras_priors_export("keras_priors.metrics.CAMEnergyInMask")
@@ -118,7 +109,7 @@ class CAMEnergyInMask(keras.metrics.Metric):
 
     def __init__(self, class_id: int | None = None, name: str = "cam_energy_in_mask", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.class_id = _check_class_id(class_id, _OWNER)
+        self.class_id = check_class_id(class_id, _OWNER)
         self.inside = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="inside")
         self.total = self.add_variable(shape=(), initializer="zeros", dtype="float32", name="total")
 
@@ -133,7 +124,7 @@ class CAMEnergyInMask(keras.metrics.Metric):
         self.total.assign_add(ops.sum(total))
 
     def result(self):
-        return _share(self.inside, self.total)
+        return _spatial.energy_share(self.inside, self.total)
 
     def get_config(self):
         return {**super().get_config(), "class_id": self.class_id}

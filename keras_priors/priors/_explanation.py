@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 from keras_priors.losses import _explanation
-from keras_priors.priors.prior import MASK, Prior
+from keras_priors.priors.prior import MASK, GradientRequest, Prior
 from keras_priors.validation import check_one_of
+
+#: Docstring pieces the explanation priors share, filled in by :func:`explanation_docstring`.
+DOC_PIECES = {
+    "{mask_is}": """mask_is: ``"relevant"`` (default: the mask marks the object; the
+            penalty acts where ``mask == 0``) or ``"irrelevant"`` (the mask
+            marks the shortcut, RRR's annotation ``A``).""",
+    "{build_example}": """Example:
+
+    >>> import keras_priors as kp
+    >>> prior = {prior}
+    >>> model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[prior])""",
+}
+
+
+def explanation_docstring(prior: str | None = None):
+    """Class decorator: fill :data:`DOC_PIECES` into the docstring; ``prior`` is the Example's constructor call."""
+
+    def decorate(cls):
+        doc = cls.__doc__ or ""
+        for placeholder, text in DOC_PIECES.items():
+            doc = doc.replace(placeholder, text.replace("{prior}", prior or ""))
+        cls.__doc__ = doc
+        return cls
+
+    return decorate
 
 
 class ExplanationPrior(Prior):
     """A prior whose loss reads a gradient the model computes for it: the output keys, named by the prior."""
 
+    #: what is differentiated: the class ``"logit"`` or its ``"log_prob"`` (``class_score``'s ``kind``).
+    score_kind = "logit"
+
     def data_spec(self):
         return {self.mask: MASK}
+
+    def gradient_request(self, wrt, keep_features: bool) -> GradientRequest:
+        """The gradient of the ``classes`` score with respect to ``wrt``, when the batch has the mask (and label)."""
+        keys = (self.mask, "label") if self.classes == "true" else (self.mask,)
+        return GradientRequest(key=self.gradient_key, score=self._score, wrt=wrt,
+                               features_key=self.features_key if keep_features else None, keys=keys)
+
+    def _score(self, outputs, batch):
+        return _explanation.class_score(outputs["logits"], self.classes, batch.get("label"), kind=self.score_kind)
 
     @property
     def gradient_key(self) -> str:

@@ -62,7 +62,7 @@ class BackgroundSwap(Prior):
 
     def __init__(self, mask: str = "object_mask", probability: float = 1.0, fill: str = "mean",
                  name: str | None = None):
-        super().__init__(weight=0.0, name=name)
+        super().__init__(weight=None, name=name)  # no loss term
         if not isinstance(mask, str) or not mask:
             raise ValueError(f"BackgroundSwap: Expected `mask` to be a data key (a non-empty string). "
                              f"Received: mask={mask!r}")

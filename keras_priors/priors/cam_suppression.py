@@ -88,12 +88,12 @@ class CAMSuppression(Prior):
         return {self.name: ops.mean(per_sample)}
 
     def metric_names(self):
-        return ["cam_in_mask"]
+        return ["cam_energy_in_mask"]
 
     def metric_values(self, targets, outputs, num_classes):
         from keras_priors.metrics import cam_energy_in_mask
 
-        return {"cam_in_mask": cam_energy_in_mask(outputs["cam"], targets[self.mask], targets["label"])}
+        return {"cam_energy_in_mask": cam_energy_in_mask(outputs["cam"], targets[self.mask], targets["label"])}
 
     def get_config(self):
         return {**super().get_config(), "classes": self.classes, "mask": self.mask,

@@ -8,9 +8,29 @@ from keras import ops
 from keras_priors.api_export import keras_priors_export
 from keras_priors import layers, losses
 from keras_priors.priors.prior import BOX, MASK, Prior
-from keras_priors.validation import check_fraction, check_non_negative, check_one_of, check_positive_int
+from keras_priors.validation import (RenamedAttribute, check_fraction, check_non_negative, check_one_of,
+                                     check_positive_int, renamed_arguments, warn_renamed)
 
-_BOXES = ("predicted", "oracle")
+BOX_SOURCES = ("predicted", "oracle")
+
+
+def _box_was_the_source(kwargs):
+    """Before 0.2 ``box=`` named the box source (unreleased, on main only): ``box="oracle"`` still means it.
+
+    Runs before the renames (``part`` -> ``box``), so ``DualInput(part="part_box", box="oracle")`` keeps working.
+    ``box`` was keyword-only then; only a keyword ``box`` equal to ``"predicted"`` or ``"oracle"`` is read as
+    the source (no data key is called that).
+    """
+    source = kwargs.get("box")
+    if isinstance(source, str) and source in BOX_SOURCES:
+        if kwargs.get("box_source") is not None:
+            raise ValueError("DualInput: `box` is the deprecated name of `box_source` when it is 'predicted' or "
+                             f"'oracle'. Expected one of them. Received: box={source!r} and "
+                             f"box_source={kwargs['box_source']!r}")
+        warn_renamed("DualInput", "box", "box_source", stacklevel=4,
+                     note=f"`box` is now the data key of the true box; box={source!r} is read as "
+                          f"box_source={source!r}.")
+        kwargs["box_source"] = kwargs.pop("box")
 
 
 @keras_priors_export("keras_priors.priors.DualInput")
@@ -20,20 +40,22 @@ class DualInput(Prior):
     The differentiable ``PartCrop`` layer crops a part box (``[y1, x1, y2, x2]``
     normalised) out of the image, resizes it and runs it through the backbone
     (``shared=True``: the same weights; ``False``: a second backbone). Where
-    the box comes from is ``box``:
+    the box comes from is ``box_source``:
 
-    - ``box="predicted"`` (locate, then zoom): a ``MaskDecoderHead`` on the
-      backbone's feature maps predicts the part mask, supervised by the data
-      key ``part_mask`` with a Dice + BCE loss (``weight``); ``MaskToBox``
-      turns the predicted mask into the box. No annotation is needed at test
-      time: the model, and the model ``export`` writes, take only the image.
-      The mask logits are a training-only output (export drops them); the
-      decoder that produces the box stays, since the logits need it.
-    - ``box="oracle"``: the true box is a model input, data key ``part``, at
-      training **and at test time**. A user rarely has the part box at test
-      time, so read its results as an upper reference for the predicted box,
-      not as what a deployed model reaches. This was the only mode in 0.1:
-      ``DualInput()`` and ``DualInput(part="part_box")`` still mean it.
+    - ``box_source="predicted"`` (locate, then zoom): a ``MaskDecoderHead``
+      on the backbone's feature maps predicts the part mask, supervised by
+      the data key ``mask`` (default ``"part_mask"``) with a Dice + BCE loss
+      (``weight``); ``MaskToBox`` turns the predicted mask into the box. No
+      annotation is needed at test time: the model, and the model ``export``
+      writes, take only the image. The mask logits are a training-only
+      output (export drops them); the decoder that produces the box stays,
+      since the logits need it.
+    - ``box_source="oracle"``: the true box is a model input, data key
+      ``box`` (default ``"part_box"``), at training **and at test time**. A
+      user rarely has the part box at test time, so read its results as an
+      upper reference for the predicted box, not as what a deployed model
+      reaches. This was the only source in 0.1: ``DualInput()`` and
+      ``DualInput(box="part_box")`` still mean it.
 
     The predicted box is a constant for the classifier's gradient
     (``box_gradient=False``, the default): only the mask loss trains the
@@ -50,24 +72,24 @@ class DualInput(Prior):
         ``"sum"`` / ``"gated"``: ``DualInputFusion`` of the pooled features and
         a Dense classifier (no ``cam`` output).
 
-    Outputs: ``logits`` (and ``cam`` with concat); with ``box="predicted"``
+    Outputs: ``logits`` (and ``cam`` with concat); with ``box_source="predicted"``
     also ``<name>_box`` (the predicted box: the network computes it, but it
     is a training-only output, so export does not serve it) and
     ``<name>_mask`` (mask logits, training-only).
 
     Args:
-        part: data key of the true part box (oracle mode only; default
+        box: data key of the true part box (oracle only; default
             ``"part_box"``).
         shared: share backbone weights between the streams.
         fusion: ``"concat"``, ``"sum"`` or ``"gated"``.
         crop_size: (h, w) of the crop; default: the image size (needed when shared).
         name: term name in logs.
-        box: ``"oracle"`` (default when ``part_mask`` is not given) or
+        box_source: ``"oracle"`` (default when ``mask`` is not given) or
             ``"predicted"`` (default when it is).
-        part_mask: data key of the part mask that supervises the locator
-            (predicted mode only; default ``"part_mask"``).
-        weight: weight of the part-mask loss (predicted mode; oracle mode has
-            no loss term).
+        mask: data key of the part mask that supervises the locator
+            (predicted box only; default ``"part_mask"``).
+        weight: weight of the part-mask loss (predicted box; the oracle has
+            no loss term, its weight is None).
         margin: added to each side of the predicted box, normalised units.
         min_size: smallest predicted box side, normalised.
         mask_floor: predicted mask probability below which a pixel is not part
@@ -78,53 +100,62 @@ class DualInput(Prior):
             ``MaskDecoder``.
         dice_weight, bce_weight: the mask loss's mix.
 
+    Renamed in 0.2 (the old names still work, with a ``DeprecationWarning``):
+    ``part`` is ``box``, ``part_mask`` is ``mask``, and ``box="predicted"`` /
+    ``box="oracle"`` (unreleased) is ``box_source``: a ``box`` equal to one
+    of those two words is read as the source, not as a data key.
+
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.DualInput(box="predicted").required_keys
+    >>> kp.priors.DualInput(box_source="predicted").required_keys
     ('part_mask',)
-    >>> kp.priors.DualInput(part="part_box").box  # 0.1's oracle mode
+    >>> kp.priors.DualInput(box="part_box").box_source  # 0.1's oracle box
     'oracle'
     """
 
-    def __init__(self, part: str | None = None, shared: bool = True, fusion: str = "concat",
-                 crop_size: tuple | None = None, name: str | None = None, *, box: str | None = None,
-                 part_mask: str | None = None, weight: float | None = None, margin: float = 0.05,
+    part = RenamedAttribute("part", "box")
+    part_mask = RenamedAttribute("part_mask", "mask")
+
+    @renamed_arguments(before=_box_was_the_source, part="box", part_mask="mask")
+    def __init__(self, box: str | None = None, shared: bool = True, fusion: str = "concat",
+                 crop_size: tuple | None = None, name: str | None = None, *, box_source: str | None = None,
+                 mask: str | None = None, weight: float | None = None, margin: float = 0.05,
                  min_size: float = 0.15, mask_floor: float = 0.5, box_gradient: bool = False, levels: int = 3,
                  filters: int = 16, dice_weight: float = 1.0, bce_weight: float = 1.0):
         owner = "DualInput"
-        if box is None:
-            box = "predicted" if part_mask is not None and part is None else "oracle"
-        box = check_one_of("box", box, _BOXES, owner=owner)
-        if box == "oracle":
-            if part_mask is not None:
+        if box_source is None:
+            box_source = "predicted" if mask is not None and box is None else "oracle"
+        box_source = check_one_of("box_source", box_source, BOX_SOURCES, owner=owner)
+        if box_source == "oracle":
+            if mask is not None:
                 raise ValueError(
-                    "DualInput: `part_mask` supervises the predicted box; the oracle box is read from `part`. "
-                    f"Expected part_mask=None with box='oracle'. Received: part_mask={part_mask!r}"
+                    "DualInput: `mask` supervises the predicted box; the oracle box is read from `box`. "
+                    f"Expected mask=None with box_source='oracle'. Received: mask={mask!r}"
                 )
             if weight not in (None, 0, 0.0):
                 raise ValueError(
                     "DualInput: the oracle box has no loss term to weigh. Expected weight=None (or 0) with "
-                    f"box='oracle'. Received: weight={weight!r}"
+                    f"box_source='oracle'. Received: weight={weight!r}"
                 )
-            weight = 0.0
-            part = "part_box" if part is None else part
+            weight = None
+            box = "part_box" if box is None else box
         else:
-            if part is not None:
+            if box is not None:
                 raise ValueError(
-                    "DualInput: `part` names the true box, a model input in oracle mode; the predicted box needs "
-                    f"none. Expected part=None with box='predicted'. Received: part={part!r}"
+                    "DualInput: `box` names the true box, a model input with the oracle; the predicted box needs "
+                    f"none. Expected box=None with box_source='predicted'. Received: box={box!r}"
                 )
             weight = 1.0 if weight is None else weight
-            part_mask = "part_mask" if part_mask is None else part_mask
-        for key_name, key in (("part", part), ("part_mask", part_mask)):
+            mask = "part_mask" if mask is None else mask
+        for key_name, key in (("box", box), ("mask", mask)):
             if key is not None and (not isinstance(key, str) or not key):
                 raise ValueError(f"DualInput: Expected `{key_name}` to be a data key (a non-empty string). "
                                  f"Received: {key_name}={key!r}")
         super().__init__(weight=weight, name=name)
+        self.box_source = box_source
         self.box = box
-        self.part = part
-        self.part_mask = part_mask
+        self.mask = mask
         self.shared = bool(shared)
         self.fusion = check_one_of("fusion", fusion, ("concat", "sum", "gated"), owner=owner)
         self.crop_size = tuple(crop_size) if crop_size else None
@@ -139,10 +170,10 @@ class DualInput(Prior):
         self.dice_weight = dice_weight
         self.bce_weight = bce_weight
         losses.MaskLoss(dice_weight=dice_weight, bce_weight=bce_weight)  # validates
-        if box == "predicted" and self.min_size == 0.0:
+        if box_source == "predicted" and self.min_size == 0.0:
             raise ValueError("DualInput: an unsure predicted mask falls back to a `min_size` box on its peak. "
-                             f"Expected `min_size` > 0 with box='predicted'. Received: min_size={min_size!r}")
-        self.required_keys = (part,) if box == "oracle" else (part_mask,)
+                             f"Expected `min_size` > 0 with box_source='predicted'. Received: min_size={min_size!r}")
+        self.required_keys = (box,) if box_source == "oracle" else (mask,)
 
     @property
     def box_output(self) -> str:
@@ -162,9 +193,9 @@ class DualInput(Prior):
                 f"DualInput: a shared backbone needs crop_size equal to the image size {tuple(image.shape[1:3])}. "
                 f"Received: crop_size={self.crop_size}"
             )
-        if self.box == "oracle":
-            box = keras.Input(shape=(4,), name=self.part)
-            ctx.inputs[self.part] = box
+        if self.box_source == "oracle":
+            box = keras.Input(shape=(4,), name=self.box)
+            ctx.inputs[self.box] = box
         else:
             box = self._locate(ctx, image)
         crop = layers.PartCrop(size, name="part_crop")([image, box])
@@ -184,7 +215,7 @@ class DualInput(Prior):
         else:
             a = keras.layers.GlobalAveragePooling2D(name="image_pool")(img_last)
             b = keras.layers.GlobalAveragePooling2D(name="part_pool")(part_last)
-            fused = layers.DualInputFusion(mode=self.fusion, name="fusion")([a, b])
+            fused = layers.DualInputFusion(fusion=self.fusion, name="fusion")([a, b])
             ctx.outputs["logits"] = keras.layers.Dense(k, name="classifier")(fused)
         return True
 
@@ -206,22 +237,22 @@ class DualInput(Prior):
         return box
 
     def term_names(self):
-        return [f"{self.name}_mask"] if self.box == "predicted" else []
+        return [f"{self.name}_mask"] if self.box_source == "predicted" else []
 
     def data_spec(self):
-        return {self.part: BOX} if self.box == "oracle" else {self.part_mask: MASK}
+        return {self.box: BOX} if self.box_source == "oracle" else {self.mask: MASK}
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
-        if self.box != "predicted":
+        if self.box_source != "predicted":
             return {}
-        value = losses.mask_loss(targets[self.part_mask], outputs[self.mask_output],
+        value = losses.mask_loss(targets[self.mask], outputs[self.mask_output],
                                  dice_weight=self.dice_weight, bce_weight=self.bce_weight)
         return {f"{self.name}_mask": ops.mean(value)}
 
     def get_config(self):
-        return {"part": self.part, "shared": self.shared, "fusion": self.fusion, "crop_size": self.crop_size,
-                "name": self.name, "box": self.box, "part_mask": self.part_mask,
-                "weight": self.weight if self.box == "predicted" else None, "margin": self.margin,
+        return {"box": self.box, "shared": self.shared, "fusion": self.fusion, "crop_size": self.crop_size,
+                "name": self.name, "box_source": self.box_source, "mask": self.mask,
+                "weight": self.weight, "margin": self.margin,
                 "min_size": self.min_size, "mask_floor": self.mask_floor, "box_gradient": self.box_gradient,
                 "levels": self.levels, "filters": self.filters, "dice_weight": self.dice_weight,
                 "bce_weight": self.bce_weight}

@@ -9,13 +9,13 @@ from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses import _spatial
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest
 from keras_priors.validation import check_one_of
 
 _ATTRIBUTIONS = ("cam", "grad_cam")
 
 
 @keras_priors_export("keras_priors.priors.Energy")
+@_explanation.explanation_docstring()
 class Energy(_explanation.ExplanationPrior):
     """The energy loss: ``1 - (positive attribution inside the mask) / (total positive attribution)``.
 
@@ -35,8 +35,7 @@ class Energy(_explanation.ExplanationPrior):
             differentiated again (double backprop), as in the reference code.
         level: for ``"grad_cam"``: a backbone feature level (``"P3"``, ...) or
             None (default) for the classifier head's input.
-        mask_is: ``"relevant"`` (default, the mask marks the object) or
-            ``"irrelevant"``.
+        {mask_is}
         classes: the class whose attribution is used: ``"true"`` (default) or
             ``"predicted"``.
         weight: the weight of the term. The reference code *sums* the loss
@@ -80,12 +79,7 @@ class Energy(_explanation.ExplanationPrior):
     def gradient_requests(self):
         if self.attribution != "grad_cam":
             return []
-        keys = (self.mask, "label") if self.classes == "true" else (self.mask,)
-        return [GradientRequest(key=self.gradient_key, score=self._score, wrt=self.level,
-                                features_key=self.features_key, keys=keys)]
-
-    def _score(self, outputs, batch):
-        return explanation_losses.class_score(outputs["logits"], self.classes, batch.get("label"), kind="logit")
+        return [self.gradient_request(wrt=self.level, keep_features=True)]
 
     def attribution_map(self, targets, outputs):
         """The (B, h, w, 1) attribution the loss uses, or None when its gradient was not computed."""

@@ -6,13 +6,12 @@ from keras import ops
 
 from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
-from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest
 
 
 @keras_priors_export("keras_priors.priors.GradCAMPenalty")
+@_explanation.explanation_docstring(prior='kp.priors.GradCAMPenalty(level="P2", weight=1.0)')
 class GradCAMPenalty(_explanation.ExplanationPrior):
     """Penalise the Grad-CAM map outside the object (RRR-G).
 
@@ -31,8 +30,7 @@ class GradCAMPenalty(_explanation.ExplanationPrior):
         mask: the data key of the object mask (B, H, W[, 1]).
         level: the backbone feature level (``"P3"``, ...), or None (default)
             for the classifier head's input, the level of the model's CAM.
-        mask_is: ``"relevant"`` (default) or ``"irrelevant"``, as in
-            ``InputGradient``.
+        {mask_is}
         classes: whose logit Grad-CAM explains: ``"true"`` (default) or
             ``"predicted"``. (A single-logit head's class 0 has score
             ``-logit``.)
@@ -41,11 +39,7 @@ class GradCAMPenalty(_explanation.ExplanationPrior):
         weight: the weight of the term.
         name: term name in logs (default ``"grad_cam_penalty"``).
 
-    Example:
-
-    >>> import keras_priors as kp
-    >>> prior = kp.priors.GradCAMPenalty(level="P2", weight=1.0)
-    >>> model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[prior])
+    {build_example}
     >>> prior.gradient_requests()[0].wrt
     'P2'
 
@@ -66,12 +60,7 @@ class GradCAMPenalty(_explanation.ExplanationPrior):
         _explanation.check_level(self, self.level, ctx)
 
     def gradient_requests(self):
-        keys = (self.mask, "label") if self.classes == "true" else (self.mask,)
-        return [GradientRequest(key=self.gradient_key, score=self._score, wrt=self.level,
-                                features_key=self.features_key, keys=keys)]
-
-    def _score(self, outputs, batch):
-        return explanation_losses.class_score(outputs["logits"], self.classes, batch.get("label"), kind="logit")
+        return [self.gradient_request(wrt=self.level, keep_features=True)]
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
         if self.gradient_key not in outputs:

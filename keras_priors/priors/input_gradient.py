@@ -9,10 +9,10 @@ from keras_priors import losses
 from keras_priors.losses import _explanation as explanation_losses
 from keras_priors.losses.input_gradient import check_normalize
 from keras_priors.priors import _explanation
-from keras_priors.priors.prior import GradientRequest
 
 
 @keras_priors_export("keras_priors.priors.InputGradient")
+@_explanation.explanation_docstring(prior='kp.priors.InputGradient(mask="object_mask", weight=10.0)')
 class InputGradient(_explanation.ExplanationPrior):
     """Penalise input gradients outside the object: "right for the right reasons".
 
@@ -29,9 +29,7 @@ class InputGradient(_explanation.ExplanationPrior):
 
     Args:
         mask: the data key of the mask (B, H, W[, 1]) at image resolution.
-        mask_is: ``"relevant"`` (default: the mask marks the object; the
-            penalty acts where ``mask == 0``) or ``"irrelevant"`` (the mask
-            marks the shortcut, RRR's annotation ``A``).
+        {mask_is}
         classes: whose log-probability is differentiated: ``"all"`` (default,
             ``sum_c log p_c`` as in RRR), ``"true"`` (the label's) or
             ``"predicted"`` (the arg-max class's).
@@ -45,11 +43,7 @@ class InputGradient(_explanation.ExplanationPrior):
         weight: ``lambda``, the weight of the term.
         name: term name in logs (default ``"input_gradient"``).
 
-    Example:
-
-    >>> import keras_priors as kp
-    >>> prior = kp.priors.InputGradient(mask="object_mask", weight=10.0)
-    >>> model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[prior])
+    {build_example}
     >>> prior.gradient_requests()[0].key
     'input_gradient/gradient'
 
@@ -65,12 +59,10 @@ class InputGradient(_explanation.ExplanationPrior):
         _explanation.check_common(self, mask, mask_is, classes, explanation_losses.CLASSES)
         self.normalize = check_normalize(normalize, owner="InputGradient")
 
-    def gradient_requests(self):
-        keys = (self.mask, "label") if self.classes == "true" else (self.mask,)
-        return [GradientRequest(key=self.gradient_key, score=self._score, wrt="image", keys=keys)]
+    score_kind = "log_prob"
 
-    def _score(self, outputs, batch):
-        return explanation_losses.class_score(outputs["logits"], self.classes, batch.get("label"), kind="log_prob")
+    def gradient_requests(self):
+        return [self.gradient_request(wrt="image", keep_features=False)]
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
         if self.gradient_key not in outputs:

@@ -54,7 +54,7 @@ class Pretrained(Prior):
 
     def __init__(self, weights, freeze_epochs: int = 0, unfreeze_learning_rate_factor: float = 0.1,
                  mode: str = "two_phase", name: str | None = None):
-        super().__init__(weight=0.0, name=name)
+        super().__init__(weight=None, name=name)  # no loss term
         if not isinstance(weights, (str, os.PathLike)):
             raise ValueError(f"Pretrained: Expected `weights` a file path or 'imagenet'. Received: weights={weights!r}")
         self.weights = os.fspath(weights)

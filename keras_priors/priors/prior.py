@@ -166,7 +166,10 @@ class Prior:
     2.0
 
     Args:
-        weight: the weight of this prior's loss term(s).
+        weight: the weight of this prior's loss term(s), the one name every
+            prior uses for how much its term counts; ``None`` for a prior
+            with no loss term (``BackgroundSwap``, ``Pretrained``,
+            ``LabelSmoothing``, an oracle-box ``DualInput``).
         name: the loss term name in logs; defaults to the snake-case class name.
     """
 
@@ -174,8 +177,8 @@ class Prior:
     #: True for priors that replace the primary classification loss.
     replaces_classification_loss: bool = False
 
-    def __init__(self, weight: float = 1.0, name: str | None = None):
-        self.weight = check_non_negative("weight", weight, owner=type(self).__name__)
+    def __init__(self, weight: float | None = 1.0, name: str | None = None):
+        self.weight = None if weight is None else check_non_negative("weight", weight, owner=type(self).__name__)
         self.name = name or _snake(type(self).__name__)
 
     # === Hooks ===
@@ -236,8 +239,11 @@ class Prior:
 
     def loss_terms(self, targets: dict, outputs: dict, num_classes: int) -> dict:
         """Weighted loss terms ``{name: weight * term}``: what ``PriorModel`` adds to the loss."""
-        return {name: self.weight * value
-                for name, value in self.unweighted_loss_terms(targets, outputs, num_classes).items()}
+        terms = self.unweighted_loss_terms(targets, outputs, num_classes)
+        if terms and self.weight is None:
+            raise ValueError(f"{type(self).__name__}: weight=None declares a prior with no loss term, but "
+                             f"`unweighted_loss_terms` returned {sorted(terms)}. Expected a number `weight` >= 0.")
+        return {name: self.weight * value for name, value in terms.items()}
 
     def term_names(self) -> list:
         """Names of the loss terms ``loss_terms`` returns (logged as ``<name>_loss``)."""

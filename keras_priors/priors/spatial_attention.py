@@ -9,11 +9,12 @@ from keras_priors.api_export import keras_priors_export
 from keras_priors import layers
 from keras_priors.priors._common import resize_mask_to
 from keras_priors.priors.prior import MASK, Prior
+from keras_priors.validation import RenamedAttribute, renamed_arguments
 
 
 @keras_priors_export("keras_priors.priors.SpatialAttention")
 class SpatialAttention(Prior):
-    """Gate the last feature map with a learned spatial attention map, supervised by ``target``.
+    """Gate the last feature map with a learned spatial attention map, supervised by ``mask``.
 
     The attention layer stays in the model (it changes the features the
     classifier sees); its ``attention`` output, and the supervision, are
@@ -21,8 +22,9 @@ class SpatialAttention(Prior):
     map and the mask's object fraction per feature cell.
 
     Args:
-        target: data key of the supervising mask (e.g. ``"part_mask"``), or
-            ``None`` for unsupervised attention.
+        mask: data key of the supervising mask (e.g. ``"part_mask"``), or
+            ``None`` for unsupervised attention. (``target`` before 0.2: still
+            accepted, with a ``DeprecationWarning``.)
         weight: loss weight.
         kernel_size: attention conv size.
         name: term name in logs.
@@ -30,19 +32,22 @@ class SpatialAttention(Prior):
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.SpatialAttention(target="part_mask").required_keys
+    >>> kp.priors.SpatialAttention(mask="part_mask").required_keys
     ('part_mask',)
     """
 
-    def __init__(self, target: str | None = "part_mask", weight: float = 0.5, kernel_size: int = 1,
+    target = RenamedAttribute("target", "mask")
+
+    @renamed_arguments(target="mask")
+    def __init__(self, mask: str | None = "part_mask", weight: float = 0.5, kernel_size: int = 1,
                  name: str | None = None):
         super().__init__(weight=weight, name=name)
-        self.target = target
+        self.mask = mask
         self.kernel_size = int(kernel_size)
-        self.required_keys = (target,) if target else ()
+        self.required_keys = (mask,) if mask else ()
 
     def term_names(self):
-        return [self.name] if self.target else []
+        return [self.name] if self.mask else []
 
     def modify_features(self, ctx):
         level = ctx.last_level
@@ -52,15 +57,15 @@ class SpatialAttention(Prior):
         ctx.training_only.add("attention")
 
     def data_spec(self):
-        return {self.target: MASK} if self.target else {}
+        return {self.mask: MASK} if self.mask else {}
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
-        if not self.target:
+        if not self.mask:
             return {}
         attention = ops.cast(outputs["attention"], "float32")
-        cells = resize_mask_to(targets[self.target], attention)
+        cells = resize_mask_to(targets[self.mask], attention)
         bce = keras.losses.binary_crossentropy(cells, attention, from_logits=False)
         return {self.name: ops.mean(bce)}
 
     def get_config(self):
-        return {**super().get_config(), "target": self.target, "kernel_size": self.kernel_size}
+        return {**super().get_config(), "mask": self.mask, "kernel_size": self.kernel_size}

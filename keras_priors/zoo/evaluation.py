@@ -6,9 +6,35 @@ import numpy as np
 from keras import ops
 
 from keras_priors.metrics import ExpectedCalibrationError, WorstGroupAccuracy, cam_energy_in_mask, predicted_labels
+from keras_priors.validation import renamed_arguments
+
+#: Result keys renamed since 0.1: ``{old: new}`` (``read_result`` maps them).
+RENAMED_RESULT_KEYS = {"cam_in_mask": "cam_energy_in_mask"}
 
 
-def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key: str = "object_mask") -> dict:
+def read_result(record: dict) -> dict:
+    """A results record with the keys of this version: ``cam_in_mask`` (0.1) is read as ``cam_energy_in_mask``.
+
+    For records written before the rename (``zoo/results.jsonl``); a record
+    that has both keeps the new one.
+
+    Example:
+
+    >>> read_result({"accuracy": 0.9, "cam_in_mask": 0.5})
+    {'accuracy': 0.9, 'cam_energy_in_mask': 0.5}
+    """
+    out = {}
+    for key, value in record.items():
+        new = RENAMED_RESULT_KEYS.get(key)
+        if new is None:
+            out[key] = value
+        elif new not in record:
+            out[new] = value
+    return out
+
+
+@renamed_arguments(mask_key="mask")
+def evaluate_classifier(model, dataset, num_groups: int | None = None, mask: str = "object_mask") -> dict:
     """Accuracy, worst-group accuracy, CAM energy inside the mask and ECE on ``dataset``.
 
     Args:
@@ -16,10 +42,12 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
         dataset: an iterable of dict batches (``image``, ``label``, and
             ``group`` / ``object_mask`` for those metrics).
         num_groups: the number of groups; default ``max(group) + 1`` seen.
-        mask_key: the object-mask key for the CAM energy share.
+        mask: the data key of the object mask for the CAM energy share.
+            (``mask_key`` before 0.2: still accepted, with a ``DeprecationWarning``.)
 
     Returns:
-        ``{"accuracy", "worst_group_accuracy", "cam_in_mask", "ece", "group_accuracy", "n"}``
+        ``{"accuracy", "worst_group_accuracy", "cam_energy_in_mask", "ece", "group_accuracy", "n"}``
+        (``cam_in_mask`` before 0.2; ``read_result`` maps old records)
         (a metric is ``nan`` when the data lacks its key).
     """
     labels, groups, logits_all, shares = [], [], [], []
@@ -31,8 +59,8 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
         labels.append(label)
         if "group" in batch:
             groups.append(np.asarray(batch["group"]).reshape(-1))
-        if mask_key in batch and "cam" in out:
-            shares.append(np.asarray(ops.convert_to_numpy(cam_energy_in_mask(out["cam"], batch[mask_key], label))))
+        if mask in batch and "cam" in out:
+            shares.append(np.asarray(ops.convert_to_numpy(cam_energy_in_mask(out["cam"], batch[mask], label))))
     if not labels:
         raise ValueError("evaluate_classifier: Expected a non-empty dataset. Received: no batches")
     logits = np.concatenate(logits_all)
@@ -56,5 +84,5 @@ def evaluate_classifier(model, dataset, num_groups: int | None = None, mask_key:
     else:
         result["worst_group_accuracy"] = float("nan")
         result["group_accuracy"] = {}
-    result["cam_in_mask"] = float(np.concatenate(shares).mean()) if shares else float("nan")
+    result["cam_energy_in_mask"] = float(np.concatenate(shares).mean()) if shares else float("nan")
     return result

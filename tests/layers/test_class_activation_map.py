@@ -15,7 +15,7 @@ def test_layer_contract_per_sample_kernel():
 
 def test_layer_contract_normalized_upsampled_one_class():
     run_layer_test(
-        ClassActivationMap, {"normalize": "minmax", "upsample_size": (6, 6), "class_index": 2},
+        ClassActivationMap, {"normalize": "minmax", "upsample_size": (6, 6), "class_id": 2},
         input_shape=[(2, 3, 3, 4), (2, 4, 3)], expected_output_shape=(2, 6, 6, 1),
     )
 
@@ -46,16 +46,16 @@ def test_per_sample_kernel_matches_numpy(rng):
 
 
 @pytest.mark.parity
-def test_class_index_multiclass_and_single_logit(rng):
+def test_class_id_multiclass_and_single_logit(rng):
     features = rng.normal(size=(2, 3, 3, 4)).astype("float32")
     kernel = rng.normal(size=(4, 3)).astype("float32")
     full = features @ kernel
-    one = ops.convert_to_numpy(ClassActivationMap(class_index=1)([features, kernel]))
+    one = ops.convert_to_numpy(ClassActivationMap(class_id=1)([features, kernel]))
     np.testing.assert_allclose(one, full[..., 1:2], atol=1e-5)
     # Single-logit binary head: class 1 evidence is the map, class 0 evidence its negation.
     w = kernel[:, :1]
-    pos = ops.convert_to_numpy(ClassActivationMap(class_index=1)([features, w]))
-    neg = ops.convert_to_numpy(ClassActivationMap(class_index=0)([features, w]))
+    pos = ops.convert_to_numpy(ClassActivationMap(class_id=1)([features, w]))
+    neg = ops.convert_to_numpy(ClassActivationMap(class_id=0)([features, w]))
     np.testing.assert_allclose(pos, features @ w, atol=1e-5)
     np.testing.assert_allclose(neg, -(features @ w), atol=1e-5)
     # Same as a 2-way softmax head with kernel [0, w]: class-0 minus class-1 evidence.
@@ -72,7 +72,7 @@ def test_cam_from_dense_mean_plus_bias_is_the_logit(rng):
     cam = ops.convert_to_numpy(cam_from_dense(features, dense))
     bias = ops.convert_to_numpy(dense.bias)
     np.testing.assert_allclose(cam.mean(axis=(1, 2)) + bias, logits, atol=1e-5)
-    up = cam_from_dense(features, dense, normalize="minmax", upsample_size=(8, 8), class_index=0)
+    up = cam_from_dense(features, dense, normalize="minmax", upsample_size=(8, 8), class_id=0)
     up = ops.convert_to_numpy(up)
     assert up.shape == (2, 8, 8, 1)
     np.testing.assert_allclose(up.min(axis=(1, 2, 3)), 0.0, atol=1e-5)
@@ -89,13 +89,13 @@ def test_cam_from_dense_errors():
 def test_bad_arguments_and_inputs():
     with pytest.raises(ValueError, match="Expected `normalize` to be one of"):
         ClassActivationMap(normalize="softmax")
-    with pytest.raises(ValueError, match="class_index"):
-        ClassActivationMap(class_index=-1)
+    with pytest.raises(ValueError, match="class_id"):
+        ClassActivationMap(class_id=-1)
     features = np.ones((1, 2, 2, 3), "float32")
     with pytest.raises(ValueError, match=r"as many rows as `features` has channels. Received: features channels=3"):
         ClassActivationMap()([features, np.ones((4, 2), "float32")])
-    with pytest.raises(ValueError, match="Expected `class_index` < 2"):
-        ClassActivationMap(class_index=2)([features, np.ones((3, 2), "float32")])
+    with pytest.raises(ValueError, match="Expected `class_id` < 2"):
+        ClassActivationMap(class_id=2)([features, np.ones((3, 2), "float32")])
     with pytest.raises(ValueError, match="Expected `features` to have rank 4"):
         ClassActivationMap()([np.ones((1, 3), "float32"), np.ones((3, 2), "float32")])
     with pytest.raises(ValueError, match="list of 2 tensors"):

@@ -9,11 +9,11 @@ from keras_priors.layers import DualInputFusion
 @pytest.mark.parametrize(
     "kwargs, shapes, out_shape, n_weights",
     [
-        ({"mode": "concat"}, [(2, 3), (2, 5)], (2, 8), 0),
-        ({"mode": "sum"}, [(2, 4), (2, 4)], (2, 4), 0),
-        ({"mode": "gated"}, [(2, 4), (2, 4)], (2, 4), 2),
-        ({"mode": "gated", "projection_dim": 6}, [(2, 3), (2, 5)], (2, 6), 6),
-        ({"mode": "sum", "projection_dim": 4}, [(2, 3, 3, 2), (2, 3, 3, 5)], (2, 3, 3, 4), 4),
+        ({"fusion": "concat"}, [(2, 3), (2, 5)], (2, 8), 0),
+        ({"fusion": "sum"}, [(2, 4), (2, 4)], (2, 4), 0),
+        ({"fusion": "gated"}, [(2, 4), (2, 4)], (2, 4), 2),
+        ({"fusion": "gated", "projection_dim": 6}, [(2, 3), (2, 5)], (2, 6), 6),
+        ({"fusion": "sum", "projection_dim": 4}, [(2, 3, 3, 2), (2, 3, 3, 5)], (2, 3, 3, 4), 4),
     ],
 )
 def test_layer_contract(kwargs, shapes, out_shape, n_weights):
@@ -58,11 +58,11 @@ def test_projection_then_sum_matches_numpy(rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"Expected `mode` to be one of \['concat', 'gated', 'sum'\]. Received: mode='max'"):
+    with pytest.raises(ValueError, match=r"Expected `fusion` to be one of \['concat', 'gated', 'sum'\]. Received: fusion='max'"):
         DualInputFusion("max")
     with pytest.raises(ValueError, match="projection_dim"):
         DualInputFusion("sum", projection_dim=0)
-    with pytest.raises(ValueError, match=r"mode='sum' needs inputs of equal width, or set `projection_dim`. Received: widths 3 and 5"):
+    with pytest.raises(ValueError, match=r"fusion='sum' needs inputs of equal width, or set `projection_dim`. Received: widths 3 and 5"):
         DualInputFusion("sum")([np.ones((2, 3), "float32"), np.ones((2, 5), "float32")])
     with pytest.raises(ValueError, match="gated"):
         DualInputFusion("gated")([np.ones((2, 3), "float32"), np.ones((2, 5), "float32")])

@@ -79,7 +79,7 @@ def test_errors():
         DualStream(keras.layers.Dense(2))
     with pytest.raises(ValueError, match="Expected `pooling` to be one of"):
         DualStream(_backbone(), pooling="sum")
-    with pytest.raises(ValueError, match="Expected `mode` to be one of"):
+    with pytest.raises(ValueError, match="Expected `fusion` to be one of"):
         DualStream(_backbone(), fusion="product")
     with pytest.raises(ValueError, match="Expected `part_crops` to have rank 4"):
         DualStream(_backbone())([np.ones((1, 8, 8, 3), "float32"), np.ones((1, 3), "float32")])

@@ -100,3 +100,26 @@ def test_config_and_errors():
         CAMEnergyInMask().update_state(np.ones((1, 1, 1, 1), "float32"), CAM)
     value = CAMEnergyInMask()(MASK, CAM.astype("float16"))  # float16 CAM, float32 state
     assert keras.backend.standardize_dtype(value.dtype) == "float32"
+
+
+@pytest.mark.parametrize("num_classes", [3, 1])
+def test_the_metric_is_energy_in_mask_of_the_class_map(num_classes):
+    """"Energy in mask" has one definition: the CAM metric on class k is ``kp.explain.energy_in_mask`` of
+    ``relu(cam_k)`` (``relu(-cam)`` for class 0 of a single logit), the CAM repeated up to the mask's pixels."""
+    from keras_priors.explain import energy_in_mask
+
+    rng = np.random.default_rng(7)
+    cam = rng.normal(size=(4, 4, 4, num_classes)).astype("float32")
+    mask = (rng.random((4, 16, 16, 1)) > 0.6).astype("float32")
+    for k in range(max(num_classes, 2)):
+        evidence = (-cam[..., 0] if k == 0 else cam[..., 0]) if num_classes == 1 else cam[..., k]
+        positive = np.maximum(evidence, 0.0)
+        upsampled = np.repeat(np.repeat(positive, 4, axis=1), 4, axis=2)  # each CAM cell covers 4 x 4 pixels
+        want = energy_in_mask(upsampled, mask)
+        got = ops.convert_to_numpy(cam_energy_in_mask(cam, mask, class_id=k))
+        np.testing.assert_allclose(got, want, atol=1e-6)
+        assert 0.0 < want.min() and want.max() < 1.0  # a case where the mask's resizing matters
+        # at the CAM's own resolution, with a binary mask, no resizing at all
+        cell_mask = mask[:, ::4, ::4]
+        np.testing.assert_allclose(ops.convert_to_numpy(cam_energy_in_mask(cam, cell_mask, class_id=k)),
+                                   energy_in_mask(positive, cell_mask), atol=1e-6)

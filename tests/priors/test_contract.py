@@ -146,7 +146,7 @@ def test_library_priors_serialize_by_registered_name_and_old_configs_still_load(
 
 def test_every_library_prior_declares_its_keys_and_applies_weight_in_the_base_class():
     examples = [priors.Auxiliary(num_classes=3), priors.BackgroundSwap(), priors.CAMSuppression(),
-                priors.ConfidencePenalty(), priors.DualInput(), priors.DualInput(box="predicted"), priors.Energy(),
+                priors.ConfidencePenalty(), priors.DualInput(), priors.DualInput(box_source="predicted"), priors.Energy(),
                 priors.FeatureContraction(), priors.GradCAMPenalty(), priors.InputGradient(), priors.LabelSmoothing(),
                 priors.MaskDecoder(), priors.Pretrained("w.weights.h5"), priors.SpatialAttention()]
     covered = {type(p).__name__ for p in examples}

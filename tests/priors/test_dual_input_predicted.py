@@ -29,7 +29,7 @@ def _first_batch(ds):
 @pytest.mark.parity
 def test_predicted_box_fits_and_the_inference_model_takes_only_the_image(kakapo_tiny):
     train, test = kakapo_tiny
-    model = _build(priors.DualInput(box="predicted", filters=8))
+    model = _build(priors.DualInput(box_source="predicted", filters=8))
     assert model.input_keys == ("image",)
     assert model.training_only == ("dual_input_box", "dual_input_mask")
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -55,7 +55,7 @@ def test_predicted_box_fits_and_the_inference_model_takes_only_the_image(kakapo_
 def test_export_takes_only_the_image_and_matches_keras(kakapo_tiny, tmp_path):
     tf = pytest.importorskip("tensorflow")
     train, test = kakapo_tiny
-    model = _build(priors.DualInput(box="predicted", filters=8))
+    model = _build(priors.DualInput(box_source="predicted", filters=8))
     model.compile(optimizer="adam")
     model.fit(train.take(1), epochs=1, verbose=0)
     path = str(tmp_path / "exported")
@@ -73,7 +73,7 @@ def test_export_takes_only_the_image_and_matches_keras(kakapo_tiny, tmp_path):
 @pytest.mark.parity
 def test_keras_save_and_reload(kakapo_tiny, tmp_path):
     train, test = kakapo_tiny
-    prior = priors.DualInput(box="predicted", margin=0.1, min_size=0.2, filters=8, levels=2, fusion="gated",
+    prior = priors.DualInput(box_source="predicted", margin=0.1, min_size=0.2, filters=8, levels=2, fusion="gated",
                              shared=False, name="head")
     model = _build(prior)
     model.compile(optimizer="adam")
@@ -101,7 +101,7 @@ def test_the_classifier_trains_the_locator_only_with_box_gradient():
     images = tf.constant(rng.uniform(size=(4, 32, 32, 3)).astype("float32"))
     for box_gradient in (False, True):
         keras.utils.set_random_seed(0)
-        model = _build(priors.DualInput(box="predicted", box_gradient=box_gradient, filters=8, mask_floor=0.0))
+        model = _build(priors.DualInput(box_source="predicted", box_gradient=box_gradient, filters=8, mask_floor=0.0))
         decoder = model.network.get_layer("dual_input_mask_decoder")
         with tf.GradientTape() as tape:
             logits = model({"image": images}, training=True)["logits"]
@@ -111,26 +111,28 @@ def test_the_classifier_trains_the_locator_only_with_box_gradient():
         assert (size > 0) == box_gradient, (box_gradient, size)
 
 
-def test_oracle_mode_is_the_default_of_0_1():
-    for prior in (priors.DualInput(), priors.DualInput(part="part_box"), priors.DualInput("part_box", True, "sum"),
-                  priors.DualInput(box="oracle", part="head_box")):
-        assert prior.box == "oracle" and prior.term_names() == [] and prior.weight == 0.0
-    assert priors.DualInput(box="oracle", part="head_box").required_keys == ("head_box",)
-    model = _build(priors.DualInput(part="part_box"))
+def test_oracle_box_is_the_default_of_0_1():
+    for prior in (priors.DualInput(), priors.DualInput(box="part_box"), priors.DualInput("part_box", True, "sum"),
+                  priors.DualInput(box_source="oracle", box="head_box")):
+        assert prior.box_source == "oracle" and prior.term_names() == [] and prior.weight is None
+    assert priors.DualInput(box_source="oracle", box="head_box").required_keys == ("head_box",)
+    model = _build(priors.DualInput(box="part_box"))
     assert model.input_keys == ("image", "part_box") and model.training_only == ()
     # a config saved by 0.1 has only these keys: it still means the oracle box
-    old = priors.DualInput.from_config({"part": "part_box", "shared": True, "fusion": "concat", "crop_size": None,
-                                        "name": "dual_input"})
-    assert old.box == "oracle" and old.part == "part_box"
+    with pytest.warns(DeprecationWarning, match="DualInput: the argument `part` is deprecated; use `box`"):
+        old = priors.DualInput.from_config({"part": "part_box", "shared": True, "fusion": "concat",
+                                            "crop_size": None, "name": "dual_input"})
+    assert old.box_source == "oracle" and old.box == "part_box"
 
 
-def test_predicted_mode_config_and_keys():
-    prior = priors.DualInput(box="predicted")
-    assert prior.required_keys == ("part_mask",) and prior.weight == 1.0 and prior.part is None
+def test_predicted_box_config_and_keys():
+    prior = priors.DualInput(box_source="predicted")
+    assert prior.required_keys == ("part_mask",) and prior.weight == 1.0 and prior.box is None
     assert prior.term_names() == ["dual_input_mask"]
-    assert priors.DualInput(part_mask="head_mask").box == "predicted"
-    assert priors.DualInput(part_mask="head_mask").required_keys == ("head_mask",)
-    for p in (prior, priors.DualInput(box="predicted", weight=0.3, margin=0.0, box_gradient=True, fusion="sum"),
+    assert priors.DualInput(mask="head_mask").box_source == "predicted"
+    assert priors.DualInput(mask="head_mask").required_keys == ("head_mask",)
+    for p in (prior, priors.DualInput(box_source="predicted", weight=0.3, margin=0.0, box_gradient=True,
+                                      fusion="sum"),
               priors.DualInput(fusion="gated")):
         clone = priors.DualInput.from_config(p.get_config())
         assert clone.get_config() == p.get_config()
@@ -139,18 +141,22 @@ def test_predicted_mode_config_and_keys():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"box": "detector"}, r"Expected `box` to be one of \['oracle', 'predicted'\]. Received: box='detector'"),
-    ({"box": "predicted", "part": "part_box"}, r"Expected part=None with box='predicted'. Received: part='part_box'"),
-    ({"box": "oracle", "part_mask": "part_mask"},
-     r"Expected part_mask=None with box='oracle'. Received: part_mask='part_mask'"),
-    ({"box": "oracle", "weight": 0.5}, r"Expected weight=None \(or 0\) with box='oracle'. Received: weight=0.5"),
-    ({"box": "predicted", "weight": -1.0}, r"Expected `weight` >= 0. Received: weight=-1.0"),
-    ({"box": "predicted", "margin": -0.1}, r"Expected `margin` >= 0. Received: margin=-0.1"),
-    ({"box": "predicted", "min_size": 0.0}, r"Expected `min_size` > 0 with box='predicted'. Received: min_size=0.0"),
-    ({"box": "predicted", "min_size": 2}, r"Expected `min_size` in \[0, 1\]. Received: min_size=2"),
-    ({"box": "predicted", "mask_floor": 1.0}, r"Expected `mask_floor` in \[0, 1\). Received: mask_floor=1.0"),
-    ({"box": "predicted", "levels": 0}, r"Expected `levels` to be an integer >= 1. Received: levels=0"),
-    ({"part": ""}, r"Expected `part` to be a data key \(a non-empty string\). Received: part=''"),
+    ({"box_source": "detector"},
+     r"Expected `box_source` to be one of \['oracle', 'predicted'\]. Received: box_source='detector'"),
+    ({"box_source": "predicted", "box": "part_box"},
+     r"Expected box=None with box_source='predicted'. Received: box='part_box'"),
+    ({"box_source": "oracle", "mask": "part_mask"},
+     r"Expected mask=None with box_source='oracle'. Received: mask='part_mask'"),
+    ({"box_source": "oracle", "weight": 0.5},
+     r"Expected weight=None \(or 0\) with box_source='oracle'. Received: weight=0.5"),
+    ({"box_source": "predicted", "weight": -1.0}, r"Expected `weight` >= 0. Received: weight=-1.0"),
+    ({"box_source": "predicted", "margin": -0.1}, r"Expected `margin` >= 0. Received: margin=-0.1"),
+    ({"box_source": "predicted", "min_size": 0.0},
+     r"Expected `min_size` > 0 with box_source='predicted'. Received: min_size=0.0"),
+    ({"box_source": "predicted", "min_size": 2}, r"Expected `min_size` in \[0, 1\]. Received: min_size=2"),
+    ({"box_source": "predicted", "mask_floor": 1.0}, r"Expected `mask_floor` in \[0, 1\). Received: mask_floor=1.0"),
+    ({"box_source": "predicted", "levels": 0}, r"Expected `levels` to be an integer >= 1. Received: levels=0"),
+    ({"box": ""}, r"Expected `box` to be a data key \(a non-empty string\). Received: box=''"),
     ({"fusion": "max"}, r"Expected `fusion` to be one of"),
 ])
 def test_bad_arguments_name_what_was_expected_and_received(kwargs, match):
@@ -160,7 +166,7 @@ def test_bad_arguments_name_what_was_expected_and_received(kwargs, match):
 
 def test_missing_part_mask_fails_before_training(kakapo_tiny):
     train, _ = kakapo_tiny
-    model = _build(priors.DualInput(box="predicted", filters=8))
+    model = _build(priors.DualInput(box_source="predicted", filters=8))
     model.compile(optimizer="adam")
     with pytest.raises(ValueError, match=r"needs the data key\(s\) \['part_mask'\]"):
         model.fit(train.map(lambda b: {k: v for k, v in b.items() if k != "part_mask"}), epochs=1, verbose=0)
@@ -170,7 +176,7 @@ def test_fit_mixed_precision_and_xla(kakapo_tiny):
     train, _ = kakapo_tiny
     keras.config.set_dtype_policy("mixed_float16")
     try:
-        model = _build(priors.DualInput(box="predicted", filters=8))
+        model = _build(priors.DualInput(box_source="predicted", filters=8))
     finally:
         keras.config.set_dtype_policy("float32")
     model.compile(optimizer="adam", jit_compile=True)
@@ -185,7 +191,7 @@ def test_run_prior_test_predicted_box_mask_loss():
     # the locator's mask logits 0 on 2x2 cells, as for MaskDecoder: top half 0.4 + ln 2, empty 2/3 + ln 2;
     # mean 1.226481, weight 1
     batch = prior_batch([0, 1], part_mask=half_masks("top", "empty"))
-    run_prior_test(priors.DualInput, {"box": "predicted", "filters": 8, "levels": 2}, batch,
+    run_prior_test(priors.DualInput, {"box_source": "predicted", "filters": 8, "levels": 2}, batch,
                    outputs={"dual_input_mask": np.zeros((2, 2, 2, 1), "float32")},
                    expected_loss={"dual_input_mask": 1.226481},
                    expected_training_only=["dual_input_box", "dual_input_mask"])
@@ -196,4 +202,4 @@ def test_run_prior_test_oracle_box():
 
     # the oracle box is a model input: no loss term; a batch without it fails before the first step
     batch = prior_batch([0, 1], part_box=np.array([[0.0, 0.0, 0.5, 0.5], [0.25, 0.25, 1.0, 1.0]]))
-    run_prior_test(priors.DualInput, {"part": "part_box"}, batch, outputs={}, expected_loss={})
+    run_prior_test(priors.DualInput, {"box": "part_box"}, batch, outputs={}, expected_loss={})

@@ -55,7 +55,7 @@ def test_demo_quick(tmp_path, capsys):
     assert set(results) == {"plain", "cam_suppression", "background_swap"}
     for r in results.values():
         assert 0.0 <= r["accuracy"] <= 1.0 and 0.0 <= r["worst_group_accuracy"] <= 1.0
-        assert 0.0 <= r["cam_in_mask"] <= 1.0
+        assert 0.0 <= r["cam_energy_in_mask"] <= 1.0
     assert os.path.exists(tmp_path / "exported" / "saved_model.pb")
     reloaded = keras.saving.load_model(tmp_path / "model.keras")
     assert [type(p).__name__ for p in reloaded.priors] == ["BackgroundSwap"]

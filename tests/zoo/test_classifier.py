@@ -10,7 +10,7 @@ from keras_priors import priors, zoo
 def test_the_classifier_gives_the_models_logits_with_shared_weights():
     keras.utils.set_random_seed(0)
     model = zoo.build("resnet_tiny", num_classes=3, input_shape=(32, 32, 3),
-                      priors=[priors.MaskDecoder(target="part_mask")])
+                      priors=[priors.MaskDecoder(mask="part_mask")])
     x = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype("float32")
     classifier = zoo.logits_classifier(model)
     assert classifier.name == "classifier" and len(classifier.inputs) == 1
@@ -23,6 +23,6 @@ def test_the_classifier_gives_the_models_logits_with_shared_weights():
 
 
 def test_a_model_that_needs_the_part_box_at_inference_is_refused():
-    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.DualInput(part="part_box")])
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.DualInput(box="part_box")])
     with pytest.raises(ValueError, match=r"Expected a `model` whose inference takes only the image.*part_box"):
         zoo.logits_classifier(model)

@@ -13,7 +13,7 @@ from keras_priors import priors, zoo
 from keras_priors.explain import GradCAM
 
 # model.evaluate on kakapo_batch(4, seed=5), TensorFlow (accuracy 0.5).
-TF_LOGS = {"cam_in_mask": 0.10356287658214569,
+TF_LOGS = {"cam_energy_in_mask": 0.10356287658214569,
            "cam_suppression_loss": 0.8838973045349121,
            "classification_loss": 0.7102208137512207,
            "energy_gc_loss": 0.93497234582901,

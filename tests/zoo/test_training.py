@@ -10,7 +10,7 @@ from harness import dict_dataset as as_dataset
 
 
 ALL = lambda: [  # noqa: E731
-    priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8), priors.ConfidencePenalty(beta=0.1),
+    priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8), priors.ConfidencePenalty(weight=0.1),
     priors.Auxiliary(num_classes=5, exclude_classes=[0]), priors.FeatureContraction(weight=1e-3),
     priors.LabelSmoothing(0.1),
 ]
@@ -22,7 +22,7 @@ def test_fit_logs_each_prior_term_and_metric(kakapo32):
     history = model.fit(as_dataset(kakapo32), epochs=1, verbose=0)
     logs = {k: v[-1] for k, v in history.history.items()}
     for key in ("loss", "accuracy", "classification_loss", "cam_suppression_loss", "mask_decoder_loss",
-                "confidence_penalty_loss", "auxiliary_loss", "feature_contraction_loss", "cam_in_mask"):
+                "confidence_penalty_loss", "auxiliary_loss", "feature_contraction_loss", "cam_energy_in_mask"):
         assert key in logs and np.isfinite(logs[key]), key
     assert logs["confidence_penalty_loss"] <= 0.0  # -beta * entropy
     total = sum(logs[k] for k in logs if k.endswith("_loss"))
@@ -59,7 +59,7 @@ def test_cam_suppression_lowers_outside_evidence(kakapo32):
     values = history.history["cam_suppression_loss"]
     assert all(b < a for a, b in zip(values, values[1:])), values
     assert values[-1] < 0.9 * values[0], values
-    energy = history.history["cam_in_mask"]
+    energy = history.history["cam_energy_in_mask"]
     assert energy[-1] > energy[0], energy
 
 
@@ -81,7 +81,7 @@ def test_save_load_round_trip(kakapo32, tmp_path):
 
 def test_dual_input_trains_and_needs_the_box(kakapo32):
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3),
-                      priors=[priors.DualInput(part="part_box"), priors.CAMSuppression()])
+                      priors=[priors.DualInput(box="part_box"), priors.CAMSuppression()])
     assert set(model.network.input) == {"image", "part_box"}
     model.compile(optimizer="adam")
     history = model.fit(as_dataset(kakapo32), epochs=1, verbose=0)
