@@ -2,7 +2,7 @@
 Title: Label regularisation: label smoothing, confidence penalty and feature contraction
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
+Last modified: 2026/12/02
 Description: Three implicit priors against over-confident classifiers, compared on Fashion-MNIST by accuracy and calibration.
 Accelerator: None
 """
@@ -47,7 +47,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "label_regularization")
@@ -101,15 +100,13 @@ if not FAST:
     })
 configs["all_three"] = lambda: [kp.priors.LabelSmoothing(0.1), kp.priors.ConfidencePenalty(beta=0.1),
                                 kp.priors.FeatureContraction(weight=1e-3)]
-results, confidences = {}, {}
-for name, make_priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=num_classes, input_shape=input_shape, priors=make_priors())
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    logits = np.concatenate([np.asarray(model(b, training=False)["logits"]) for b in test])
+records = kp.experiment.run(configs, train, test, num_classes=num_classes, input_shape=input_shape,
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
+confidences = {}
+for name in configs:
+    logits = np.concatenate([np.asarray(models[name](b, training=False)["logits"]) for b in test])
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     confidences[name] = probs.max(axis=-1)
 
