@@ -47,7 +47,8 @@ RUN_KEYS = ("config", "seed", "train_images", "epochs", "steps", "train_seconds"
 
 #: How tables and comparisons name the metrics of ``evaluate_classifier``.
 METRIC_TITLES = {"accuracy": "accuracy", "worst_group_accuracy": "worst-group accuracy",
-                 "cam_in_mask": "CAM energy in object mask", "ece": "ECE", "train_seconds": "train time (s)"}
+                 "cam_in_mask": "CAM energy in object mask", "ece": "ECE", "train_seconds": "train time (s)",
+                 "n": "test images"}
 
 #: Metrics where a lower value is better (the others: higher is better).
 LOWER_IS_BETTER = ("ece", "train_seconds")
@@ -351,7 +352,7 @@ def summarize(records, metrics=None) -> dict:
 
 
 def compare(records, base: str = "plain", metrics=("accuracy", "worst_group_accuracy", "cam_in_mask"),
-            binomial=("accuracy",)) -> list[dict]:
+            binomial=("accuracy",), lower_is_better=LOWER_IS_BETTER) -> list[dict]:
     """Every configuration against ``base``: means over seeds, the change, and a two-standard-error verdict.
 
     For a metric in ``binomial`` (a proportion over the test examples), the
@@ -366,6 +367,7 @@ def compare(records, base: str = "plain", metrics=("accuracy", "worst_group_accu
         metrics: the metrics to compare; a metric missing or NaN for a
             configuration is skipped.
         binomial: the metrics that get the standard-error verdict.
+        lower_is_better: the metrics where a decrease is an improvement.
 
     Returns:
         One row per (configuration, metric): ``{"config", "metric", "base",
@@ -396,7 +398,7 @@ def compare(records, base: str = "plain", metrics=("accuracy", "worst_group_accu
             if b is None or c is None:
                 continue
             delta = c["mean"] - b["mean"]
-            better = None if delta == 0 else (delta < 0) == (metric in LOWER_IS_BETTER)
+            better = None if delta == 0 else (delta < 0) == (metric in lower_is_better)
             row = {"config": config, "metric": metric, "base": base, "base_mean": b["mean"], "base_std": b["std"],
                    "mean": c["mean"], "std": c["std"], "seeds": c["n"], "delta": delta, "better": better,
                    "two_se": None, "n": None, "beyond": None}

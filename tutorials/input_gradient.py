@@ -131,22 +131,15 @@ the bird (lower: the prediction depends less on the background);
 `cam_in_mask` the share of the predicted class's CAM energy on the bird.
 """
 
-print("\n| model | accuracy | worst-group accuracy | gradient outside | CAM energy in mask | train s |")
-print("|---|---|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {outside_share[name]:.3f} "
-          f"| {r['cam_in_mask']:.3f} | {seconds[name]:.1f} |")
-
-base = results["plain"]
-se = float(np.sqrt(max(base["accuracy"] * (1 - base["accuracy"]), 1e-6) / base["n"]))
+for r in records:
+    r["gradient outside"] = outside_share[r["config"]]
+print("\n" + kp.experiment.format_table(
+    records, metrics=("accuracy", "worst_group_accuracy", "gradient outside", "cam_in_mask", "train_seconds")))
+changes = kp.experiment.compare(records, metrics=("accuracy", "worst_group_accuracy", "gradient outside"),
+                                lower_is_better=("gradient outside",))
+print(kp.experiment.format_comparison(changes))
 for name in list(configs)[1:]:
-    r = results[name]
-    delta = r["accuracy"] - base["accuracy"]
-    print(f"{name}: accuracy {base['accuracy']:.3f} -> {r['accuracy']:.3f} ({delta:+.3f}, "
-          f"{'beyond' if abs(delta) > 2 * se else 'within'} 2 standard errors = {2 * se:.3f}); "
-          f"worst-group {base['worst_group_accuracy']:.3f} -> {r['worst_group_accuracy']:.3f}; "
-          f"gradient outside {outside_share['plain']:.3f} -> {outside_share[name]:.3f}; "
-          f"training time x{seconds[name] / seconds['plain']:.2f}")
+    print(f"{name}: training time x{seconds[name] / seconds['plain']:.2f} of plain's")
 
 """
 Read the rows printed above, not a story: in fast mode one epoch on a few

@@ -114,20 +114,11 @@ for name in configs:
 ## Results
 """
 
-print("\n| model | accuracy | ECE | mean confidence |")
-print("|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['ece']:.3f} | {confidences[name].mean():.3f} |")
-
-base = results["plain"]
-for name, r in results.items():
-    if name == "plain":
-        continue
-    d_acc, d_ece = r["accuracy"] - base["accuracy"], r["ece"] - base["ece"]
-    se2 = 2 * float(np.sqrt(max(base["accuracy"] * (1 - base["accuracy"]), 1e-6) / base["n"]))
-    print(f"{name}: accuracy {d_acc:+.3f} ({'beyond' if abs(d_acc) > se2 else 'within'} 2 standard errors "
-          f"= {se2:.3f}), ECE {d_ece:+.3f} -> calibration {'improved' if d_ece < 0 else 'did NOT improve'} "
-          "in this run")
+for r in records:
+    r["mean confidence"] = float(confidences[r["config"]].mean())
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "ece", "mean confidence")))
+# A lower ECE is better calibration: compare() says whether each prior improved it in this run.
+print(kp.experiment.format_comparison(kp.experiment.compare(records, metrics=("accuracy", "ece"))))
 
 """
 Compare the rows printed above. The regularisers lower the confidence by
@@ -136,7 +127,8 @@ network that is *over*-confident (typical after many epochs, when the
 training loss is near zero) gains calibration; an under-trained one (the fast
 mode's single epoch) is often *under*-confident already, and pushing the
 confidence further down makes its ECE worse. That is why the printout says,
-per prior, whether calibration improved in this run.
+per prior, whether it helped the ECE (a lower ECE: better calibration) in this
+run.
 
 ## Confidence histograms
 """
