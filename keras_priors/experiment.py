@@ -267,7 +267,6 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
     from keras_priors import data, zoo
 
     evaluate = evaluate or zoo.evaluate_classifier
-    optimizer = optimizer or keras.optimizers.Adam
     results = Results()
     for seed in seeds:
         for name, priors in configs.items():
@@ -282,14 +281,9 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
             if verbose:
                 print(f"\n== {name}" + (f", seed {seed}" if len(seeds) > 1 else "")
                       + f": priors = {[type(p).__name__ for p in prior_list] or 'none'}")
-            if callable(model):
-                net = model(prior_list)
-            else:
-                net = zoo.build(model, num_classes=num_classes, input_shape=input_shape, priors=prior_list,
-                                **(build_kwargs or {}))
-            lr = learning_rate if schedule == "constant" else keras.optimizers.schedules.CosineDecay(
-                learning_rate, decay_steps=total)
-            net.compile(optimizer=optimizer(lr))
+            net = build_model(model, num_classes=num_classes, input_shape=input_shape, priors=prior_list,
+                              learning_rate=learning_rate, schedule=schedule, total_steps=total,
+                              optimizer=optimizer, **(build_kwargs or {}))
             cbs = list(callbacks(name, seed)) if callbacks is not None else None
             start = time.perf_counter()
             # shuffle=False: the pipeline shuffles (Keras' own shuffle does not apply to a dataset).
@@ -306,6 +300,43 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
             if keep_models:
                 results.models[(name, seed)] = net
     return results
+
+
+def build_model(model: str | Callable = "resnet_tiny", *, num_classes: int, input_shape=None, priors=(),
+                learning_rate: float = 2e-3, schedule: str = "constant", total_steps: int | None = None,
+                optimizer: Callable | None = None, **build_kwargs):
+    """The model of one run, compiled: ``zoo.build`` (or ``model(priors)``), then the optimizer.
+
+    What :func:`run` does for each run after setting the seed, and what a
+    recipe's first epoch starts from (``keras_priors.training``).
+
+    Args:
+        model: a zoo model name, or a function ``priors -> PriorModel``.
+        num_classes, input_shape, priors, **build_kwargs: for ``zoo.build``.
+        learning_rate: the (initial) learning rate.
+        schedule: ``"constant"``, or ``"cosine"``: cosine decay to 0 over ``total_steps``.
+        total_steps: the run's optimizer steps (needed by ``"cosine"``).
+        optimizer: ``learning_rate_or_schedule -> keras optimizer``; default Adam.
+
+    Example:
+        >>> net = build_model("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), schedule="cosine",
+        ...                   total_steps=10)
+        >>> type(net.optimizer).__name__, net.optimizer.get_config()["learning_rate"]["class_name"]
+        ('Adam', 'CosineDecay')
+    """
+    import keras
+
+    from keras_priors import zoo
+
+    check_one_of("schedule", schedule, SCHEDULES, owner="build_model")
+    if schedule == "cosine":
+        total_steps = check_positive_int("total_steps", total_steps, owner="build_model")
+    net = model(list(priors)) if callable(model) else zoo.build(
+        model, num_classes=num_classes, input_shape=input_shape, priors=list(priors), **build_kwargs)
+    lr = learning_rate if schedule == "constant" else keras.optimizers.schedules.CosineDecay(
+        learning_rate, decay_steps=total_steps)
+    net.compile(optimizer=(optimizer or keras.optimizers.Adam)(lr))
+    return net
 
 
 # === Comparing ===
