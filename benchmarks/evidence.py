@@ -28,8 +28,9 @@ interrupted benchmark loses nothing).
 
 Every run trains ``resnet_tiny`` with Adam, learning rate 5e-3 with cosine
 decay to 0 over the run, for the same number of steps in every configuration
-of a study (``keras_priors.experiment.run`` with ``steps``). Runs are independent: ``--workers N`` (default: one per usable
-core, at most 4) trains N at a time, each in its own process.
+of a study (``keras_priors.experiment.run`` with ``steps``). Runs are
+independent: ``--workers N`` (default: one per usable core, at most 4) trains
+N at a time, each in its own process.
 
 Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (87 runs with the
 default studies and 3 seeds: 54.6 min of wall time on 2 cores with 2

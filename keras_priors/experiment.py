@@ -182,8 +182,8 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
             for each run).
         train: a dict of numpy arrays (batched and shuffled here with the run's
             seed, so every configuration sees the same batches) or a
-            ``tf.data.Dataset`` of dict batches (used as given: a reshuffling
-            dataset shows each run its next order).
+            ``tf.data.Dataset`` of dict batches, used as given (its own
+            shuffling decides each run's order).
         test: a dict of arrays or a dataset of dict batches, for ``evaluate``.
         num_classes: the number of classes.
         input_shape: the image shape, e.g. ``(64, 64, 3)``.
@@ -230,7 +230,8 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
         "eval_batch_size", eval_batch_size, owner="run")
     if (isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real)
             or not math.isfinite(learning_rate) or learning_rate <= 0):
-        raise ValueError(f"run: Expected `learning_rate` to be a number > 0. Received: learning_rate={learning_rate!r}")
+        raise ValueError(f"run: Expected `learning_rate` to be a number > 0. "
+                         f"Received: learning_rate={learning_rate!r}")
     check_one_of("schedule", schedule, SCHEDULES, owner="run")
     for name, fn in (("model", model), ("optimizer", optimizer), ("evaluate", evaluate), ("callbacks", callbacks)):
         if fn is not None and not callable(fn) and not (name == "model" and isinstance(fn, str)):

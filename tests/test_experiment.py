@@ -89,7 +89,8 @@ def test_compare_against_hand_computed_numbers():
                for s, (a, e) in enumerate([(0.78, 0.10), (0.82, 0.12)])]
     records += [{"config": "prior", "seed": s, "accuracy": a, "ece": e, "n": 400}
                 for s, (a, e) in enumerate([(0.84, 0.05), (0.86, 0.07)])]
-    records += [{"config": "close", "seed": s, "accuracy": a, "ece": 0.12, "n": 400} for s, a in enumerate([0.82, 0.84])]
+    records += [{"config": "close", "seed": s, "accuracy": a, "ece": 0.12, "n": 400}
+                for s, a in enumerate([0.82, 0.84])]
     rows = {(r["config"], r["metric"]): r for r in experiment.compare(records, metrics=("accuracy", "ece"))}
     acc = rows[("prior", "accuracy")]
     # base mean 0.80, 2 SE = 2 * sqrt(0.8 * 0.2 / 400) = 0.04; the change is 0.05: beyond.
