@@ -28,8 +28,9 @@ interrupted benchmark loses nothing).
 
 Every run trains ``resnet_tiny`` with Adam, learning rate 5e-3 with cosine
 decay to 0 over the run, for the same number of steps in every configuration
-of a study. Runs are independent: ``--workers N`` (default: one per usable
-core, at most 4) trains N at a time, each in its own process.
+of a study (``keras_priors.experiment.run`` with ``steps``). Runs are
+independent: ``--workers N`` (default: one per usable core, at most 4) trains
+N at a time, each in its own process.
 
 Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (87 runs with the
 default studies and 3 seeds: 54.6 min of wall time on 2 cores with 2
@@ -502,65 +503,44 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     """
     import keras
 
-    from keras_priors import zoo
+    from keras_priors import experiment
     from keras_priors.data import make_pipeline
-    from keras_priors.zoo.evaluation import evaluate_classifier
 
     run_start = time.perf_counter()
     ssize = {**size, **size["studies"].get(study.name, {})}
     train, test = load_study_data(study, ssize, seed, config.shortcut, config.fraction, fmnist_path, eval_split)
     n_train = len(train["label"])
-    # The same number of optimiser steps whatever the training-set size (at least `epochs` epochs).
-    steps = max(1, ssize["epochs"] * math.ceil(ssize["train"] * study.train_fraction / ssize["batch_size"]))
+    # The same number of optimiser steps whatever the training-set size (at least `epochs` epochs): those of
+    # `epochs` passes over the study's own training set, before a configuration's `fraction`.
+    steps = experiment.steps_for_epochs(ssize["epochs"], ssize["train"] * study.train_fraction, ssize["batch_size"])
+    # The pipelines are made here, before the runner sets the seed, as for every record in zoo/results.jsonl.
     train_ds = make_pipeline(train, batch_size=ssize["batch_size"], shuffle=True, seed=seed)
     test_ds = make_pipeline(test, batch_size=256, shuffle=False)
-    steps_per_epoch = math.ceil(n_train / ssize["batch_size"])
-    epochs = max(ssize["epochs"], math.ceil(steps / steps_per_epoch))
-    keras.utils.set_random_seed(seed)
-    model = zoo.build(study.model, num_classes=study.num_classes,
-                      input_shape=(study.image_size, study.image_size, 3), priors=config.priors(study.num_classes),
-                      head_level=config.head_level)
     # Cosine decay to 0 over the run: the model tested is the end of a converged run, not a snapshot taken
     # at full learning rate (with a constant 5e-3, reruns of one seed differed by up to 30 points).
-    total_steps = math.ceil(steps / epochs) * epochs
-    if study.schedule == "constant":
-        schedule = study.learning_rate
-    else:
-        schedule = keras.optimizers.schedules.CosineDecay(study.learning_rate, decay_steps=total_steps)
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
-    start = time.perf_counter()
-    # shuffle=False: the pipeline shuffles (Keras warns that its own shuffle does not apply to a dataset).
-    model.fit(train_ds.repeat(), steps_per_epoch=math.ceil(steps / epochs), epochs=epochs, verbose=verbose,
-              shuffle=False)
-    seconds = time.perf_counter() - start
-    result = (evaluate or evaluate_classifier)(model, test_ds)
+    (record,) = experiment.run(
+        {config.name: lambda: config.priors(study.num_classes)}, train_ds, test_ds, model=study.model,
+        num_classes=study.num_classes, input_shape=(study.image_size, study.image_size, 3), seeds=(seed,),
+        epochs=ssize["epochs"], steps=steps, learning_rate=study.learning_rate, schedule=study.schedule,
+        build_kwargs={"head_level": config.head_level}, evaluate=evaluate, train_images=n_train,
+        keep_models=False, verbose=verbose)
+    result = {k: v for k, v in record.items() if k not in experiment.RUN_KEYS}
     result.pop("group_accuracy", None)
     keras.backend.clear_session(free_memory=False)
     extra = {} if eval_split == "test" else {"eval_split": eval_split}
     return {"study": study.name, "config": config.name, "seed": seed, **extra, "train_images": n_train,
-            "epochs": epochs,
-            "steps": math.ceil(steps / epochs) * epochs, "train_seconds": seconds,
+            "epochs": record["epochs"], "steps": record["steps"], "train_seconds": record["train_seconds"],
             "run_seconds": time.perf_counter() - run_start, **result}
 
 
 def aggregate(records: list[dict]) -> dict:
     """``{study: {config: {metric: {"mean", "std", "n"}}}}`` over seeds."""
+    from keras_priors.experiment import summarize
+
     groups: dict = {}
     for r in records:
-        groups.setdefault(r["study"], {}).setdefault(r["config"], []).append(r)
-    out: dict = {}
-    for study, configs in groups.items():
-        for config, runs in configs.items():
-            cell = {}
-            for metric in METRIC_TITLES:
-                values = np.array([r.get(metric, float("nan")) for r in runs], dtype=np.float64)
-                values = values[~np.isnan(values)]
-                if values.size:
-                    cell[metric] = {"mean": float(values.mean()),
-                                    "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
-                                    "n": int(values.size)}
-            out.setdefault(study, {})[config] = cell
-    return out
+        groups.setdefault(r["study"], []).append(r)
+    return {study: summarize(runs, METRIC_TITLES) for study, runs in groups.items()}
 
 
 METRIC_TITLES = {"accuracy": "test accuracy", "worst_group_accuracy": "worst-group accuracy",

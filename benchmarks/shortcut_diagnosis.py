@@ -20,7 +20,6 @@ Usage: ``python benchmarks/shortcut_diagnosis.py [--seed 0] [--size smoke]``. Te
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -34,25 +33,19 @@ import numpy as np  # noqa: E402
 
 def train(study, config, seed, size):
     """Train one evidence configuration and return the model (the benchmark's own recipe)."""
-    import keras
-
     import evidence
-    from keras_priors import zoo
-    from keras_priors.data import make_pipeline
+    from keras_priors import experiment
 
     ssize = {**size, **size["studies"].get(study.name, {})}
     train_data, test_data = evidence.load_study_data(study, ssize, seed, config.shortcut, config.fraction)
-    steps = max(1, ssize["epochs"] * math.ceil(ssize["train"] / ssize["batch_size"]))
-    epochs = ssize["epochs"]
-    keras.utils.set_random_seed(seed)
-    model = zoo.build(study.model, num_classes=study.num_classes,
-                      input_shape=(study.image_size, study.image_size, 3), priors=config.priors(study.num_classes))
-    per_epoch = math.ceil(steps / epochs)
-    schedule = keras.optimizers.schedules.CosineDecay(study.learning_rate, decay_steps=per_epoch * epochs)
-    model.compile(optimizer=keras.optimizers.Adam(schedule))
-    model.fit(make_pipeline(train_data, batch_size=ssize["batch_size"], shuffle=True, seed=seed).repeat(),
-              steps_per_epoch=per_epoch, epochs=epochs, verbose=0, shuffle=False)
-    return model, test_data
+    steps = experiment.steps_for_epochs(ssize["epochs"], ssize["train"], ssize["batch_size"])
+    records = experiment.run({config.name: lambda: config.priors(study.num_classes)}, train_data, test_data,
+                             model=study.model, num_classes=study.num_classes,
+                             input_shape=(study.image_size, study.image_size, 3), seeds=(seed,),
+                             epochs=ssize["epochs"], steps=steps, batch_size=ssize["batch_size"],
+                             learning_rate=study.learning_rate, schedule="cosine",
+                             evaluate=lambda model, test: {}, verbose=0)  # diagnose() measures the model
+    return records.model(config.name), test_data
 
 
 def diagnose(model, test, batch_size=250) -> dict:

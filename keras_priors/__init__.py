@@ -1,7 +1,8 @@
 """keras-priors: put what you already know about images into Keras 3 classifiers.
 
 Sub-packages: ``data``, ``layers``, ``losses``, ``metrics``, ``priors``, ``zoo``,
-``callbacks``, ``explain``, ``receptive_field``, ``maxl``.
+``callbacks``, ``explain``, ``receptive_field``, ``maxl``, and ``experiment``
+(plain vs priors on the same budget: ``kp.experiment.run``).
 
 ``import keras_priors`` is cheap: it imports neither Keras nor TensorFlow. A
 sub-package is imported on first use (``keras_priors.zoo.build``,
@@ -19,7 +20,7 @@ import sys
 
 __version__ = "0.1.0.dev0"
 
-_SUBPACKAGES = ("callbacks", "data", "explain", "layers", "losses", "maxl", "metrics", "priors",
+_SUBPACKAGES = ("callbacks", "data", "experiment", "explain", "layers", "losses", "maxl", "metrics", "priors",
                 "receptive_field", "zoo")
 
 __all__ = ["__version__", *_SUBPACKAGES]

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import keras
 
 from keras_priors import callbacks as kp_callbacks
 from keras_priors._atomic import save_model_atomic, write_atomic
-from keras_priors import data, priors, zoo
-from keras_priors.zoo.evaluation import evaluate_classifier
+from keras_priors import data, experiment, priors
 
 #: (train images, test images, epochs) per size.
 SIZES = {"default": (2000, 1000, 6), "quick": (192, 96, 1)}
@@ -91,20 +89,18 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
           f"{epochs} epoch(s) per model, backend {keras.backend.backend()}")
     train, test = data.kakapo(split=("train", "test"), image_size=image_size,
                               num_samples={"train": n_train, "test": n_test}, batch_size=batch_size, seed=seed)
-    results, models = {}, {}
-    for name, prior_list in demo_priors().items():
-        print(f"\n== {name}: priors = {[type(p).__name__ for p in prior_list] or 'none'}")
-        keras.utils.set_random_seed(seed)
-        model = zoo.build("resnet_tiny", num_classes=2, input_shape=(image_size, image_size, 3), priors=prior_list)
-        model.compile(optimizer=keras.optimizers.Adam(2e-3))
+
+    def callbacks(name, seed):
         log_dir = os.path.join(out_dir, "logs", name)
-        cbs = [keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
-               kp_callbacks.CAMImages(test, log_dir=log_dir, every_n_epochs=1, max_images=8)]
-        start = time.perf_counter()
-        model.fit(train, validation_data=test, epochs=epochs, callbacks=cbs, verbose=verbose)
-        seconds = time.perf_counter() - start
-        results[name] = {**evaluate_classifier(model, test), "train_seconds": seconds}
-        models[name] = model
+        return [keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
+                kp_callbacks.CAMImages(test, log_dir=log_dir, every_n_epochs=1, max_images=8)]
+
+    records = experiment.run(demo_priors(), train, test, num_classes=2, input_shape=(image_size, image_size, 3),
+                             seeds=(seed,), epochs=epochs, learning_rate=2e-3, callbacks=callbacks,
+                             validation_data=test, train_images=n_train, verbose=verbose)
+    results = {r["config"]: {**{k: v for k, v in r.items() if k not in experiment.RUN_KEYS},
+                             "train_seconds": r["train_seconds"]} for r in records}
+    models = {r["config"]: records.model(r["config"]) for r in records}
     last = list(models)[-1]
     model_path = os.path.join(out_dir, "model.keras")
     save_model_atomic(models[last], model_path)

@@ -15,7 +15,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_priors import data, priors, zoo
+from keras_priors import data, experiment, priors
 from keras_priors._atomic import save_model_atomic
 from keras_priors.validation import check_positive_int
 
@@ -128,13 +128,12 @@ def epoch_ordered_batches(arrays: dict, batch_size: int, seed: int, initial_epoc
 
 
 def build_from_recipe(recipe: dict):
-    model = zoo.build(recipe["model"], num_classes=int(recipe["num_classes"]),
-                      input_shape=tuple(recipe.get("input_shape", (64, 64, 3))),
-                      dropout=float(recipe.get("dropout", 0.0)),
-                      priors=build_priors(recipe.get("priors", [])))
-    lr = float(recipe.get("train", {}).get("learning_rate", 1e-3))
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    return model
+    """The recipe's model, compiled (Adam, ``train.learning_rate``): the runner's build step."""
+    return experiment.build_model(recipe["model"], num_classes=int(recipe["num_classes"]),
+                                  input_shape=tuple(recipe.get("input_shape", (64, 64, 3))),
+                                  priors=build_priors(recipe.get("priors", [])),
+                                  learning_rate=float(recipe.get("train", {}).get("learning_rate", 1e-3)),
+                                  dropout=float(recipe.get("dropout", 0.0)))
 
 
 def recipe_identity(recipe: dict, quick: bool = False) -> dict:

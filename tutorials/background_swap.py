@@ -2,7 +2,7 @@
 Title: Background swap: counterexamples that take the shortcut away
 Author: keras-priors contributors
 Date created: 2026/12/01
-Last modified: 2026/12/01
+Last modified: 2026/12/02
 Description: Composite each object onto another image's background during training, so the background carries no label.
 Accelerator: None
 """
@@ -50,7 +50,6 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "background_swap")
@@ -91,15 +90,10 @@ Same seed, data order, optimizer and number of steps; only the prior differs.
 """
 
 configs = {"plain": [], "background_swap": [kp.priors.BackgroundSwap(mask="object_mask")]}
-results, models = {}, {}
-for name, priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    models[name] = model
+records = kp.experiment.run(configs, train, test, num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
 
 """
 ## Results

@@ -2,7 +2,7 @@
 Title: CAM suppression: the kakapo can be anywhere but the sky
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/12/01
+Last modified: 2026/12/02
 Description: Penalise class evidence outside the object mask so the classifier cannot use the background shortcut.
 Accelerator: None
 """
@@ -47,7 +47,6 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "cam_suppression")
@@ -79,8 +78,11 @@ print("Wrote", preview_path)
 """
 ## Train without and with the prior
 
-The two runs share everything (seed, data order, optimizer, epochs) except the
-prior. `classes=[0, 1]` constrains the evidence of both classes: neither may
+The two runs share everything (seed, data, optimizer, epochs) except the
+prior: `kp.experiment.run` trains each configuration with the same seed and
+budget, evaluates it on the test split and returns one record per run (the
+demo and the evidence benchmark use the same runner). `kp.experiment.compare`
+then sets each configuration against the plain one. `classes=[0, 1]` constrains the evidence of both classes: neither may
 come from the background.
 
 The defaults matter. The penalty is the *share* of the evidence that lies
@@ -100,15 +102,10 @@ configs = {
     "plain": [],
     "cam_suppression": [kp.priors.CAMSuppression(classes=[0, 1], mask="object_mask", weight=1.0)],
 }
-results, models = {}, {}
-for name, priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    models[name] = model
+records = kp.experiment.run(configs, train, test, num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
 
 """
 ## Results
@@ -118,27 +115,9 @@ about the label. `cam_energy_in_mask` is the share of the predicted-class CAM en
 that lies on the bird.
 """
 
-print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
-print("|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "worst_group_accuracy", "cam_energy_in_mask")))
 
-
-def compare(metric, base, new, n=None):
-    """Print the change of one metric, and whether it exceeds two binomial standard errors."""
-    delta = new - base
-    verdict = "helped" if delta > 0 else ("made no difference" if delta == 0 else "did NOT help")
-    line = f"{metric}: {base:.3f} -> {new:.3f} ({delta:+.3f}); the prior {verdict} on this metric in this run"
-    if n:
-        se = float(np.sqrt(max(base * (1 - base), 1e-6) / n))
-        line += f" ({'beyond' if abs(delta) > 2 * se else 'within'} 2 standard errors = {2 * se:.3f}, n={n})"
-    print(line)
-
-
-base, prior = results["plain"], results["cam_suppression"]
-compare("accuracy", base["accuracy"], prior["accuracy"], n=base["n"])
-compare("worst-group accuracy", base["worst_group_accuracy"], prior["worst_group_accuracy"])
-compare("CAM energy in object mask", base["cam_energy_in_mask"], prior["cam_energy_in_mask"])
+print(kp.experiment.format_comparison(kp.experiment.compare(records)))
 
 """
 Compare the two rows printed above. The prior acts on *where* the evidence

@@ -2,7 +2,7 @@
 Title: Dual input: whole image plus a part crop
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/12/01
+Last modified: 2026/12/02
 Description: Give the classifier a second stream that sees only the part known to carry the class (the bird's head): the model finds the part itself (locate, then zoom), or is handed the true box (an oracle).
 Accelerator: None
 """
@@ -54,7 +54,6 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "dual_input")
@@ -100,16 +99,12 @@ configs = {
                                           margin=0.05, min_size=0.15, fusion="concat")],
     "oracle_box": [kp.priors.DualInput(box_source="oracle", box="part_box", fusion="concat")],
 }
-results, models = {}, {}
-for name, priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    models[name] = model
-    print("model inputs:", list(model.input_keys))
+records = kp.experiment.run(configs, train, test, num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
+for name in configs:
+    print(f"{name}: model inputs:", list(models[name].input_keys))
 
 """
 The predicted-box model takes only the image, and so does its inference model
@@ -149,28 +144,10 @@ print("Wrote", box_path, "(columns: image | predicted-box crop | true-box crop)"
 ## Results
 """
 
-print("\n| model | accuracy | worst-group accuracy |")
-print("|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} |")
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "worst_group_accuracy")))
 
-
-def compare(metric, base, new, n=None):
-    """Print the change of one metric, and whether it exceeds two binomial standard errors."""
-    delta = new - base
-    verdict = "helped" if delta > 0 else ("made no difference" if delta == 0 else "did NOT help")
-    line = f"{metric}: {base:.3f} -> {new:.3f} ({delta:+.3f}); the prior {verdict} on this metric in this run"
-    if n:
-        se = float(np.sqrt(max(base * (1 - base), 1e-6) / n))
-        line += f" ({'beyond' if abs(delta) > 2 * se else 'within'} 2 standard errors = {2 * se:.3f}, n={n})"
-    print(line)
-
-
-base = results["plain"]
-for name in ("predicted_box", "oracle_box"):
-    print(f"\n{name} against plain:")
-    compare("accuracy", base["accuracy"], results[name]["accuracy"], n=base["n"])
-    compare("worst-group accuracy", base["worst_group_accuracy"], results[name]["worst_group_accuracy"])
+changes = kp.experiment.compare(records, metrics=("accuracy", "worst_group_accuracy"))
+print(kp.experiment.format_comparison(changes))
 
 """
 Compare the rows printed above. A crop that holds only the head holds no

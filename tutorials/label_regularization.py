@@ -2,7 +2,7 @@
 Title: Label regularisation: label smoothing, confidence penalty and feature contraction
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
+Last modified: 2026/12/02
 Description: Three implicit priors against over-confident classifiers, compared on Fashion-MNIST by accuracy and calibration.
 Accelerator: None
 """
@@ -47,7 +47,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "label_regularization")
@@ -101,15 +100,13 @@ if not FAST:
     })
 configs["all_three"] = lambda: [kp.priors.LabelSmoothing(0.1), kp.priors.ConfidencePenalty(weight=0.1),
                                 kp.priors.FeatureContraction(weight=1e-3)]
-results, confidences = {}, {}
-for name, make_priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=num_classes, input_shape=input_shape, priors=make_priors())
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    logits = np.concatenate([np.asarray(model(b, training=False)["logits"]) for b in test])
+records = kp.experiment.run(configs, train, test, num_classes=num_classes, input_shape=input_shape,
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
+confidences = {}
+for name in configs:
+    logits = np.concatenate([np.asarray(models[name](b, training=False)["logits"]) for b in test])
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     confidences[name] = probs.max(axis=-1)
 
@@ -117,20 +114,11 @@ for name, make_priors in configs.items():
 ## Results
 """
 
-print("\n| model | accuracy | ECE | mean confidence |")
-print("|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['ece']:.3f} | {confidences[name].mean():.3f} |")
-
-base = results["plain"]
-for name, r in results.items():
-    if name == "plain":
-        continue
-    d_acc, d_ece = r["accuracy"] - base["accuracy"], r["ece"] - base["ece"]
-    se2 = 2 * float(np.sqrt(max(base["accuracy"] * (1 - base["accuracy"]), 1e-6) / base["n"]))
-    print(f"{name}: accuracy {d_acc:+.3f} ({'beyond' if abs(d_acc) > se2 else 'within'} 2 standard errors "
-          f"= {se2:.3f}), ECE {d_ece:+.3f} -> calibration {'improved' if d_ece < 0 else 'did NOT improve'} "
-          "in this run")
+for r in records:
+    r["mean confidence"] = float(confidences[r["config"]].mean())
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "ece", "mean confidence")))
+# A lower ECE is better calibration: compare() says whether each prior improved it in this run.
+print(kp.experiment.format_comparison(kp.experiment.compare(records, metrics=("accuracy", "ece"))))
 
 """
 Compare the rows printed above. The regularisers lower the confidence by
@@ -139,7 +127,8 @@ network that is *over*-confident (typical after many epochs, when the
 training loss is near zero) gains calibration; an under-trained one (the fast
 mode's single epoch) is often *under*-confident already, and pushing the
 confidence further down makes its ECE worse. That is why the printout says,
-per prior, whether calibration improved in this run.
+per prior, whether it helped the ECE (a lower ECE: better calibration) in this
+run.
 
 ## Confidence histograms
 """

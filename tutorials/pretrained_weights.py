@@ -2,7 +2,7 @@
 Title: Pretrained weights without a download: transfer a locally trained backbone
 Author: keras-priors contributors
 Date created: 2026/11/23
-Last modified: 2026/11/23
+Last modified: 2026/12/02
 Description: Train a backbone on one task, save its weights, and fine-tune it on a small second task with a freeze-then-unfreeze schedule.
 Accelerator: None
 """
@@ -46,7 +46,6 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.evaluation import evaluate_classifier
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "pretrained_weights")
@@ -102,40 +101,20 @@ configs = {
     "pretrained": [kp.priors.Pretrained(weights_path, freeze_epochs=FREEZE_EPOCHS,
                                         unfreeze_learning_rate_factor=0.1)],
 }
-results, models = {}, {}
-for name, priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(target_train, epochs=TARGET_EPOCHS, verbose=2)
-    results[name] = evaluate_classifier(model, test)
-    models[name] = model
+records = kp.experiment.run(configs, target_train, test, num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                            epochs=TARGET_EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
 
 """
 ## Results
 """
 
-print("\n| target model | accuracy | worst-group accuracy | CAM energy in object mask |")
-print("|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "worst_group_accuracy", "cam_energy_in_mask"),
+                                        name="target model"))
 
-
-def compare(metric, base, new, n=None):
-    """Print the change of one metric, and whether it exceeds two binomial standard errors."""
-    delta = new - base
-    verdict = "helped" if delta > 0 else ("made no difference" if delta == 0 else "did NOT help")
-    line = f"{metric}: {base:.3f} -> {new:.3f} ({delta:+.3f}); the prior {verdict} on this metric in this run"
-    if n:
-        se = float(np.sqrt(max(base * (1 - base), 1e-6) / n))
-        line += f" ({'beyond' if abs(delta) > 2 * se else 'within'} 2 standard errors = {2 * se:.3f}, n={n})"
-    print(line)
-
-
-base, prior = results["scratch"], results["pretrained"]
-compare("accuracy", base["accuracy"], prior["accuracy"], n=base["n"])
-compare("worst-group accuracy", base["worst_group_accuracy"], prior["worst_group_accuracy"])
+changes = kp.experiment.compare(records, base="scratch", metrics=("accuracy", "worst_group_accuracy"))
+print(kp.experiment.format_comparison(changes))
 
 """
 Compare the two rows printed above. With few target images a network trained

@@ -73,17 +73,12 @@ optimizer and epochs) and the prior's defaults (`weight=0.5`,
 
 configs = {
     "plain": [],
-    "spatial_attention": [kp.priors.SpatialAttention(mask="part_mask")],
+    "spatial_attention": [kp.priors.SpatialAttention(target="part_mask")],
 }
-results, models = {}, {}
-for name, priors in configs.items():
-    print(f"\n== {name}")
-    keras.utils.set_random_seed(0)
-    model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), priors=priors)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3))
-    model.fit(train, epochs=EPOCHS, verbose=2)
-    results[name] = kp.zoo.evaluate_classifier(model, test)
-    models[name] = model
+records = kp.experiment.run(configs, train, test, num_classes=2, input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+                            epochs=EPOCHS, learning_rate=2e-3, verbose=2)
+results = {r["config"]: r for r in records}
+models = {name: records.model(name) for name in configs}
 
 """
 ## Results
@@ -93,27 +88,9 @@ label. `cam_energy_in_mask` is the share of the predicted-class CAM energy that 
 on the bird (object mask).
 """
 
-print("\n| model | accuracy | worst-group accuracy | CAM energy in object mask |")
-print("|---|---|---|---|")
-for name, r in results.items():
-    print(f"| {name} | {r['accuracy']:.3f} | {r['worst_group_accuracy']:.3f} | {r['cam_energy_in_mask']:.3f} |")
+print("\n" + kp.experiment.format_table(records, metrics=("accuracy", "worst_group_accuracy", "cam_energy_in_mask")))
 
-
-def compare(metric, base, new, n=None):
-    """Print the change of one metric, and whether it exceeds two binomial standard errors."""
-    delta = new - base
-    verdict = "helped" if delta > 0 else ("made no difference" if delta == 0 else "did NOT help")
-    line = f"{metric}: {base:.3f} -> {new:.3f} ({delta:+.3f}); the prior {verdict} on this metric in this run"
-    if n:
-        se = float(np.sqrt(max(base * (1 - base), 1e-6) / n))
-        line += f" ({'beyond' if abs(delta) > 2 * se else 'within'} 2 standard errors = {2 * se:.3f}, n={n})"
-    print(line)
-
-
-base, prior = results["plain"], results["spatial_attention"]
-compare("accuracy", base["accuracy"], prior["accuracy"], n=base["n"])
-compare("worst-group accuracy", base["worst_group_accuracy"], prior["worst_group_accuracy"])
-compare("CAM energy in object mask", base["cam_energy_in_mask"], prior["cam_energy_in_mask"])
+print(kp.experiment.format_comparison(kp.experiment.compare(records)))
 
 """
 ## Did the attention learn the head?
