@@ -47,7 +47,7 @@ RUN_KEYS = ("config", "seed", "train_images", "epochs", "steps", "train_seconds"
 
 #: How tables and comparisons name the metrics of ``evaluate_classifier``.
 METRIC_TITLES = {"accuracy": "accuracy", "worst_group_accuracy": "worst-group accuracy",
-                 "cam_in_mask": "CAM energy in object mask", "ece": "ECE", "train_seconds": "train time (s)",
+                 "cam_energy_in_mask": "CAM energy in object mask", "ece": "ECE", "train_seconds": "train time (s)",
                  "n": "test images"}
 
 #: Metrics where a lower value is better (the others: higher is better).
@@ -383,7 +383,7 @@ def summarize(records, metrics=None) -> dict:
     return out
 
 
-def compare(records, base: str = "plain", metrics=("accuracy", "worst_group_accuracy", "cam_in_mask"),
+def compare(records, base: str = "plain", metrics=("accuracy", "worst_group_accuracy", "cam_energy_in_mask"),
             binomial=("accuracy",), lower_is_better=LOWER_IS_BETTER) -> list[dict]:
     """Every configuration against ``base``: means over seeds, the change, and a two-standard-error verdict.
 
@@ -473,7 +473,8 @@ def format_comparison(rows) -> str:
     return "\n".join(lines)
 
 
-def format_table(records, metrics=("accuracy", "worst_group_accuracy", "cam_in_mask"), name: str = "model") -> str:
+def format_table(records, metrics=("accuracy", "worst_group_accuracy", "cam_energy_in_mask"),
+                 name: str = "model") -> str:
     """A Markdown table: one row per configuration, mean (± standard deviation over seeds) per metric.
 
     Example:

@@ -28,7 +28,7 @@ def test_records_have_the_run_fields_and_the_metrics():
         assert list(r)[:6] == list(experiment.RUN_KEYS)
         assert (r["train_images"], r["epochs"], r["steps"]) == (16, 2, 4)  # 3 steps, 2 batches per pass: 2 x 2
         assert r["train_seconds"] > 0
-        assert {"accuracy", "worst_group_accuracy", "cam_in_mask", "ece", "n"} <= set(r)
+        assert {"accuracy", "worst_group_accuracy", "cam_energy_in_mask", "ece", "n"} <= set(r)
         assert r["n"] == 8
     assert sorted(records.models) == [("cam", 0), ("cam", 1), ("plain", 0), ("plain", 1)]
     assert records.model("cam") is records.models[("cam", 1)]
