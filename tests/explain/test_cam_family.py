@@ -265,8 +265,9 @@ def test_top_eigenpair_by_power_iteration_matches_eigh(monkeypatch):
     from keras_priors.explain import eigen_cam
 
     gram, top = _spectrum_matrices([0.3, 0.6, 0.8])
-    # lambda_2 / lambda_1 <= 0.8, the rest of the spectrum small: the certified power iteration answers alone. eigh is made to answer garbage,
-    # so the test fails if the batch fell back to it (both branches are traced on JAX, so it cannot raise).
+    # lambda_2 / lambda_1 <= 0.8, the rest of the spectrum small: the certified power iteration answers alone.
+    # eigh is made to answer garbage, so the test fails if the batch fell back to it (both branches are traced
+    # on JAX, so it cannot raise).
     monkeypatch.setattr(eigen_cam.ops, "eigh", lambda x: (keras.ops.zeros(x.shape[:-1]), keras.ops.zeros(x.shape)))
     value, vec = (keras.ops.convert_to_numpy(t) for t in eigen_cam.top_eigenpair(gram))
     np.testing.assert_allclose(value, 10.0, rtol=1e-5)

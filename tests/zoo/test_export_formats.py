@@ -24,7 +24,7 @@ WRITTEN_FROM = {"onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
 
 
 def _needs(format, serve=True):
-    """Skip unless this backend writes ``format`` and the packages that write (and, with ``serve``, load) it are here."""
+    """Skip unless this backend writes ``format`` and the packages that write (with ``serve``: load) it are here."""
     backend = keras.backend.backend()
     if backend not in WRITTEN_FROM[format]:
         pytest.skip(f"format={format!r} is not written from the {backend} backend (see "
