@@ -7,6 +7,7 @@ only differ in how they write the file.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -165,10 +166,11 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     Returns:
         The absolute path of the SavedModel folder.
     """
-    if keras.backend.backend() == "torch":  # Keras' ExportArchive cannot `track` a model on torch
+    if keras.backend.backend() == "torch":  # Keras' torch ExportArchive needs torch_xla (StableHLO); ours tracks layers
         raise NotImplementedError(
-            "PriorModel.export: Expected the TensorFlow or JAX backend for a SavedModel. Received: "
-            "backend='torch'. Save with `model.save('m.keras')` and export it from a TensorFlow or JAX process.")
+            "PriorModel.export: Expected the TensorFlow or JAX backend for format='tf_saved_model'. Received: "
+            "backend='torch'. From torch, export format='onnx'; or save with `model.save('m.keras')` and export "
+            "it from a TensorFlow or JAX process.")
     import tensorflow as tf
 
     filepath = os.path.abspath(os.fspath(filepath))
@@ -226,7 +228,11 @@ _SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
 _LABEL = {"tf_saved_model": "TF SavedModel", "onnx": "ONNX", "litert": "LiteRT"}
 #: What writing each single-file format imports; ``pip install "keras-priors[export]"`` brings them all
 #: (plus onnxruntime and ai-edge-litert, which serve the files).
-_NEEDS = {"onnx": ("tensorflow", "tf2onnx", "onnx"), "litert": ("tensorflow",)}
+_NEEDS = {("onnx", "tensorflow"): ("tensorflow", "tf2onnx", "onnx"), ("onnx", "torch"): ("torch", "onnx"),
+          ("litert", "tensorflow"): ("tensorflow",)}
+#: The backends each format is written from (Keras's LiteRT export from torch needs litert-torch, its
+#: SavedModel export from torch needs torch_xla: neither is supported here).
+_BACKENDS = {"tf_saved_model": ("tensorflow", "jax"), "onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
 #: The key of the marker an ONNX (``metadata_props``) or LiteRT (model metadata) file of this library carries.
 FILE_MARKER = "keras_priors_export"
 
@@ -248,8 +254,10 @@ def export_model(model, filepath, format: str = "tf_saved_model", verbose: bool 
       .get_signature_runner("serve")(image=x)``.
 
     ``x`` is a float32 ``(batch, H, W, C)`` image in [0, 1], as the model
-    takes it; the batch size is free. ONNX and LiteRT are written from the
-    TensorFlow backend (``KERAS_BACKEND=tensorflow``) and need the
+    takes it; the batch size is free. The SavedModel is written from the
+    TensorFlow or JAX backend, ONNX from TensorFlow (tf2onnx) or torch
+    (``torch.onnx``), LiteRT from TensorFlow; another backend raises a
+    ``ValueError`` that names the backends that work. ONNX and LiteRT need the
     ``export`` extra (``pip install "keras-priors[export]"``).
 
     The file rules are those of the SavedModel: ``filepath`` may be new or an
@@ -281,10 +289,14 @@ def _require(format: str) -> None:
     """Raise a clear error when ``format`` cannot be written here (backend, missing packages)."""
     import importlib.util
 
-    if keras.backend.backend() != "tensorflow":
-        raise ValueError(f"Expected the TensorFlow backend to export format={format!r} (KERAS_BACKEND=tensorflow). "
-                         f"Received: backend {keras.backend.backend()!r}")
-    missing = [m for m in _NEEDS[format] if importlib.util.find_spec(m) is None]
+    backend = keras.backend.backend()
+    if backend not in _BACKENDS[format]:
+        works = " or ".join(f"KERAS_BACKEND={b}" for b in _BACKENDS[format])
+        from_here = [f for f in FORMATS if backend in _BACKENDS[f]]
+        raise ValueError(f"Expected the {' or '.join(_BACKENDS[format])} backend to export format={format!r} "
+                         f"({works}). Received: backend {backend!r}, which exports "
+                         f"{', '.join(map(repr, from_here)) or 'none of the formats'}.")
+    missing = [m for m in _NEEDS[format, backend] if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"Exporting format={format!r} needs the package(s) {', '.join(missing)}: "
                           f"pip install \"keras-priors[export]\"")
@@ -379,6 +391,43 @@ def _onnx_bytes(inf, specs, image_hw, marker) -> bytes:
     return proto.SerializeToString()
 
 
+def _onnx_bytes_torch(inf, shapes, image_hw, marker) -> bytes:
+    """ONNX from the torch backend: ``torch.onnx.export`` of the serving function, the batch axis dynamic.
+
+    As Keras 3's ``model.export(format="onnx")`` does on torch when a shape is
+    not fully defined: the TorchScript exporter (``dynamo=False``) with
+    ``dynamic_axes``, traced on a batch of 2 (no onnxscript needed).
+    """
+    import onnx
+    import torch
+
+    keys = list(shapes)
+    names = marker["outputs"]
+
+    class Serving(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inf = inf
+
+        def forward(self, *args):
+            out = serving_outputs(self.inf, dict(zip(keys, args)), image_hw)
+            return tuple(out[n] for n in names)
+
+    sample = tuple(torch.zeros((2,) + tuple(shapes[k][1:]), dtype=torch.float32) for k in keys)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # shapes read as Python ints: fixed but the batch
+        warnings.filterwarnings("ignore", message=r".*[Cc]onstant folding.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.onnx")
+        with torch.no_grad():
+            torch.onnx.export(Serving().eval(), sample, buffer, input_names=keys, output_names=names,
+                              dynamic_axes={n: {0: "batch"} for n in keys + names}, do_constant_folding=True,
+                              dynamo=False)
+    proto = onnx.load_model_from_string(buffer.getvalue())
+    onnx.helper.set_model_props(proto, {FILE_MARKER: json.dumps(marker)})
+    return proto.SerializeToString()
+
+
 def _litert_bytes(inf, specs, image_hw, marker) -> bytes:
     import tensorflow as tf
     from tensorflow.lite.python import schema_py_generated as schema
@@ -414,7 +463,8 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
     _check_file_destination(filepath, format, bool(overwrite))  # fail before any work, with nothing touched
 
     inf = inference_model(model, include_cam=True)
-    specs = _input_specs(inf)
+    on_torch = keras.backend.backend() == "torch"
+    specs = {k: (None,) + tuple(v.shape[1:]) for k, v in inf.input.items()} if on_torch else _input_specs(inf)
     image_hw = tuple(inf.input["image"].shape[1:3])
     from keras_priors import __version__
 
@@ -422,7 +472,7 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
     names = [k for k in inf.output if k != "cam"] + (list(CAM_OUTPUTS) if "cam" in inf.output else [])
     marker = {"library": "keras_priors", "version": __version__, "model": model.name, "format": format,
               "inputs": list(specs), "outputs": names}
-    writer = _onnx_bytes if format == "onnx" else _litert_bytes
+    writer = _litert_bytes if format == "litert" else _onnx_bytes_torch if on_torch else _onnx_bytes
 
     parent = os.path.dirname(filepath)
     os.makedirs(parent, exist_ok=True)

@@ -246,3 +246,58 @@ def test_eigencam_with_more_channels_than_cells():
     want = expected(_eigen_reference(x))
     for maps in both_paths(EigenCAM, model, x, None):
         np.testing.assert_allclose(maps, want, atol=1e-4)
+
+
+def _spectrum_matrices(ratios, n=24, seed=4):
+    """PSD (B, n, n) = Q diag(lambda) Q^T with lambda_1 = 10, lambda_2 = ratio * 10, the rest below half of it."""
+    rng = np.random.default_rng(seed)
+    mats, tops = [], []
+    for r in ratios:
+        q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        lam = np.concatenate([[10.0, 10.0 * r], rng.uniform(0, 10.0 * r * 0.5, size=n - 2)])
+        mats.append((q * lam) @ q.T)
+        tops.append(q[:, 0])
+    return np.stack(mats).astype("float32"), np.stack(tops)
+
+
+@pytest.mark.parity
+def test_top_eigenpair_by_power_iteration_matches_eigh(monkeypatch):
+    from keras_priors.explain import eigen_cam
+
+    gram, top = _spectrum_matrices([0.3, 0.6, 0.8])
+    # lambda_2 / lambda_1 <= 0.8, the rest of the spectrum small: the certified power iteration answers alone.
+    # eigh is made to answer garbage, so the test fails if the batch fell back to it (both branches are traced
+    # on JAX, so it cannot raise).
+    monkeypatch.setattr(eigen_cam.ops, "eigh", lambda x: (keras.ops.zeros(x.shape[:-1]), keras.ops.zeros(x.shape)))
+    value, vec = (keras.ops.convert_to_numpy(t) for t in eigen_cam.top_eigenpair(gram))
+    np.testing.assert_allclose(value, 10.0, rtol=1e-5)
+    np.testing.assert_allclose(np.abs(np.sum(vec * top, axis=1)), 1.0, atol=1e-6)
+
+
+@pytest.mark.parity
+def test_top_eigenpair_falls_back_to_eigh_on_a_near_degenerate_top():
+    from keras_priors.explain import eigen_cam
+
+    # lambda_2 / lambda_1 = 0.99 in one image: (0.99)^8 = 0.92 > 0.5, not certified, so the batch takes eigh.
+    gram, top = _spectrum_matrices([0.3, 0.99])
+    value, vec = (keras.ops.convert_to_numpy(t) for t in eigen_cam.top_eigenpair(gram))
+    np.testing.assert_allclose(value, 10.0, rtol=1e-5)
+    np.testing.assert_allclose(np.abs(np.sum(vec * top, axis=1)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parity
+def test_eigencam_on_a_conv_model_matches_the_svd_definition():
+    # Real (random-weight) conv activations have a clear top component: the power-iteration path.
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.MaxPooling2D(2)(x)
+    feat = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="feat")(x)
+    model = keras.Model(inp, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(feat)))
+    images = np.random.default_rng(5).uniform(size=(6, 32, 32, 3)).astype("float32")
+    acts = keras.ops.convert_to_numpy(keras.Model(inp, feat)(images))
+    from keras_priors.explain.resize_cam import resize_cam
+
+    want = normalize_maps(np.asarray(resize_cam(np.maximum(_eigen_reference(acts), 0.0), (32, 32))))
+    for maps in both_paths(EigenCAM, model, images, None, layer="feat"):
+        np.testing.assert_allclose(maps, want, atol=1e-4)

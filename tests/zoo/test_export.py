@@ -61,16 +61,37 @@ def test_dual_input_export_takes_the_box(kakapo32, tmp_path):
     np.testing.assert_allclose(out["logits"].numpy(), np.asarray(model(batch)["logits"]), atol=1e-5)
 
 
-def test_failed_export_leaves_nothing(kakapo32, tmp_path, monkeypatch):
-    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+@pytest.mark.parametrize("step", ["write", "swap"])
+def test_failed_export_leaves_nothing(kakapo32, tmp_path, monkeypatch, step):
+    # The failures are injected at what keras_priors itself calls, so that every SavedModel export reaches them
+    # whatever ran before in the process (patching tf.saved_model.save did not: after an ONNX export Keras's
+    # archive no longer reached it). "write": the archive keras_priors gets from keras.export.ExportArchive()
+    # fails half-way through writing the SavedModel into the temporary folder; "swap": the finished folder
+    # fails to be renamed into place.
+    import keras_priors.zoo.export as export_mod
 
-    def boom(*a, **k):
-        os.makedirs(os.path.join(a[1], "variables"), exist_ok=True)  # a half-written SavedModel
+    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
+    calls = []
+
+    def boom(folder, *a, **k):
+        os.makedirs(os.path.join(folder, "variables"), exist_ok=True)  # a half-written SavedModel
+        calls.append(folder)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(tf.saved_model, "save", boom)
+    if step == "write":
+        real = keras.export.ExportArchive
+
+        def failing_archive(*a, **k):
+            archive = real(*a, **k)  # a backend class (TFExportArchive): its write_out is replaced on the instance
+            archive.write_out = boom
+            return archive
+
+        monkeypatch.setattr(keras.export, "ExportArchive", failing_archive)
+    else:
+        monkeypatch.setattr(export_mod, "_swap_into_place", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         model.export(str(tmp_path / "exported"), verbose=False)
+    assert len(calls) == 1 and os.path.dirname(calls[0]) == str(tmp_path)  # it did write beside the target
     assert os.listdir(tmp_path) == []
 
 

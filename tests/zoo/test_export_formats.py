@@ -1,10 +1,13 @@
 """ONNX and LiteRT export: served with onnxruntime and the LiteRT interpreter, compared with Keras.
 
 Each test skips only when the optional package it needs is absent (``pip install "keras-priors[export]"``).
+The ``parity`` tests also run on JAX and torch (``KERAS_BACKEND=torch pytest -m parity``): ONNX is written
+from TensorFlow and torch, LiteRT from TensorFlow; another backend must raise an error that names it.
 """
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -16,9 +19,18 @@ SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
 SERVED = ["cam", "cam_upsampled", "logits", "probabilities"]
 
 
+#: The backends each format is written from (what the error on any other backend names).
+WRITTEN_FROM = {"onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
+
+
 def _needs(format, serve=True):
-    """Skip unless the packages that write (and, with ``serve``, load) ``format`` are installed."""
-    for name in {"onnx": ["tf2onnx", "onnx"] + (["onnxruntime"] if serve else []),
+    """Skip unless this backend writes ``format`` and the packages that write (with ``serve``: load) it are here."""
+    backend = keras.backend.backend()
+    if backend not in WRITTEN_FROM[format]:
+        pytest.skip(f"format={format!r} is not written from the {backend} backend (see "
+                    f"test_a_format_this_backend_cannot_write_names_the_backends_that_can)")
+    writer = {"tensorflow": ["tf2onnx", "onnx"], "torch": ["onnx"]}[backend]
+    for name in {"onnx": writer + (["onnxruntime"] if serve else []),
                  "litert": ["ai_edge_litert"] if serve else []}[format]:
         pytest.importorskip(name)
 
@@ -57,6 +69,7 @@ def _tree(path):
     return out
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("format", ["onnx", "litert"])
 def test_export_serves_the_classifier_and_cam_like_keras(kakapo32, tmp_path, format):
     _needs(format)
@@ -70,13 +83,13 @@ def test_export_serves_the_classifier_and_cam_like_keras(kakapo32, tmp_path, for
     images = np.asarray(kakapo32["image"][:5], "float32")  # a batch size the export never saw
     served = _serve(path, format, {"image": images})
     assert sorted(served) == SERVED  # the training-only heads are not outputs
-    expected = model({"image": images}, training=False)
+    expected = {k: keras.ops.convert_to_numpy(v) for k, v in model({"image": images}, training=False).items()}
     from keras_priors.explain.resize_cam import resize_cam
 
-    expected = {"logits": expected["logits"], "probabilities": tf.nn.softmax(expected["logits"]),
-                "cam": expected["cam"], "cam_upsampled": resize_cam(np.asarray(expected["cam"]), (32, 32))}
+    expected = {"logits": expected["logits"], "probabilities": tf.nn.softmax(expected["logits"]).numpy(),
+                "cam": expected["cam"], "cam_upsampled": np.asarray(resize_cam(expected["cam"], (32, 32)))}
     for name in SERVED:
-        np.testing.assert_allclose(served[name], np.asarray(expected[name]), atol=1e-4, rtol=0, err_msg=name)
+        np.testing.assert_allclose(served[name], expected[name], atol=1e-4, rtol=0, err_msg=name)
     assert served["cam_upsampled"].shape == (5, 32, 32, 2)
     _assert_no_weights_of_the_heads(model, path, format)
 
@@ -110,6 +123,7 @@ def _assert_no_weights_of_the_heads(model, path, format):
     assert 0 < n_constants <= n_kept + slack < n_kept + n_heads, (n_constants, n_kept, n_heads)
 
 
+@pytest.mark.parity
 @pytest.mark.parametrize("format", ["onnx", "litert"])
 def test_dual_input_export_takes_the_box(kakapo32, tmp_path, format):
     _needs(format)
@@ -119,7 +133,28 @@ def test_dual_input_export_takes_the_box(kakapo32, tmp_path, format):
     batch = {"image": np.asarray(kakapo32["image"][:3], "float32"),
              "part_box": np.asarray(kakapo32["part_box"][:3], "float32")}
     served = _serve(path, format, batch)
-    np.testing.assert_allclose(served["logits"], np.asarray(model(batch)["logits"]), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(served["logits"], keras.ops.convert_to_numpy(model(batch)["logits"]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parity
+def test_a_format_this_backend_cannot_write_names_the_backends_that_can(tmp_path):
+    backend = keras.backend.backend()
+    cannot = [f for f, backends in WRITTEN_FROM.items() if backend not in backends]
+    cannot += ["tf_saved_model"] if backend == "torch" else []
+    if not cannot:
+        pytest.skip(f"the {backend} backend writes every format")
+    model = _tiny()
+    for format in cannot:
+        path = str(tmp_path / ("m" + SUFFIX.get(format, "")))
+        if format == "tf_saved_model":  # Keras's SavedModel export on torch needs torch_xla
+            with pytest.raises(NotImplementedError, match=r"TensorFlow or JAX backend.*backend='torch'.*'onnx'"):
+                model.export(path, format=format, verbose=False)
+        else:
+            works = " or ".join(WRITTEN_FROM[format])
+            with pytest.raises(ValueError, match=rf"Expected the {works} backend to export format='{format}'.*"
+                                                 rf"Received: backend '{backend}', which exports"):
+                model.export(path, format=format, verbose=False)
+        assert os.listdir(tmp_path) == []
 
 
 # === The file rules: never delete a user's file ===
