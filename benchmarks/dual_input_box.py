@@ -79,7 +79,7 @@ def _priors_for(variant):
     if variant == "teacher_forced":
         d = _prior_defaults()
         return lambda nc: [priors.DualInput(box_source="oracle"),
-                           priors.MaskDecoder(mask="part_mask", weight=d.weight, levels=d.levels, filters=d.filters)]
+                           priors.MaskDecoder(target="part_mask", weight=d.weight, levels=d.levels, filters=d.filters)]
     if variant == "oracle":
         return lambda nc: [priors.DualInput(box_source="oracle")]
     raise ValueError(f"Expected a variant among {VARIANTS}. Received: {variant!r}")

@@ -128,8 +128,8 @@ def _none(nc):
     return []
 
 
-def _mask_decoder(weight=0.5, mask="part_mask"):
-    return lambda nc: [_priors().MaskDecoder(mask=mask, weight=weight)]
+def _mask_decoder(weight=0.5, target="part_mask"):
+    return lambda nc: [_priors().MaskDecoder(target=target, weight=weight)]
 
 
 def _input_gradient(nc):
@@ -156,7 +156,7 @@ def _label_smoothing(nc):
 
 
 def _confidence_penalty(nc):
-    return [_priors().ConfidencePenalty(weight=0.1)]
+    return [_priors().ConfidencePenalty(beta=0.1)]
 
 
 def _feature_contraction(nc):
@@ -168,7 +168,7 @@ def _dual_input_oracle(nc):
 
 
 def _dual_input_predicted(nc):
-    return [_priors().DualInput(box_source="predicted", mask="part_mask", fusion="concat")]
+    return [_priors().DualInput(box_source="predicted", target="part_mask", fusion="concat")]
 
 
 #: Configurations renamed since records were written: old name -> new name (read_records and --configs map them).
@@ -178,7 +178,7 @@ ORACLE_LABEL, PREDICTED_LABEL = "DualInput (oracle box)", "DualInput (predicted 
 
 def _auxiliary(weight=0.3):
     # Species of the kakapo data: 0 = kakapo, 1..4 other birds.
-    return lambda nc: [_priors().Auxiliary(num_classes=5, label="aux_label", weight=weight)]
+    return lambda nc: [_priors().Auxiliary(num_classes=5, target="aux_label", weight=weight)]
 
 
 REFERENCE_NOTE = "no shortcut in training (upper reference)"
@@ -226,7 +226,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes; default share of relative evidence)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(bird mask): counterexamples, each bird on another image's background"),
-            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(bird mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(bird mask, weight 0.5)"),
             Config("input_gradient", _input_gradient,
                    note="InputGradient (RRR): input gradients of all log-probabilities off the bird, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
@@ -247,7 +247,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(garment mask): the swatch comes from another image"),
-            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
             Config("input_gradient", _input_gradient, note="InputGradient (RRR) off the garment, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
             Config("energy", _energy, note="Energy (Rao et al.) on the CAM, true class, weight 1"),
@@ -275,7 +275,7 @@ STUDIES = {
             Config("cam_suppression", _cam(), note="CAMSuppression(all classes, garment mask)"),
             Config("background_swap", _background_swap,
                    note="BackgroundSwap(garment mask): each garment on another image's photograph"),
-            Config("mask_decoder", _mask_decoder(mask="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
+            Config("mask_decoder", _mask_decoder(target="object_mask"), note="MaskDecoder(garment mask, weight 0.5)"),
             Config("input_gradient", _input_gradient, note="InputGradient (RRR) off the garment, weight 1"),
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
             Config("energy", _energy, note="Energy (Rao et al.) on the CAM, true class, weight 1"),

@@ -44,7 +44,7 @@ PRIOR_SETS = {
     "CAMSuppression": lambda: [kp.priors.CAMSuppression(classes=[0], mask="object_mask", weight=1.0)],
     "CAMSuppression + MaskDecoder": lambda: [
         kp.priors.CAMSuppression(classes=[0], mask="object_mask", weight=1.0),
-        kp.priors.MaskDecoder(mask="part_mask", weight=0.5),
+        kp.priors.MaskDecoder(target="part_mask", weight=0.5),
     ],
 }
 KEYS = ("image", "label", "object_mask", "part_mask", "part_box")

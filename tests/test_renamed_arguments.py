@@ -26,18 +26,10 @@ BATCH = {"image": np.zeros((2, 8, 8, 3), "float32"), "label": np.array([0, 1]),
 
 # (owner, make with the old name, make with the new name, old, new)
 RENAMES = [
-    ("MaskDecoder", lambda: priors.MaskDecoder(target="head"), lambda: priors.MaskDecoder(mask="head"),
-     "target", "mask"),
-    ("SpatialAttention", lambda: priors.SpatialAttention(target="head"),
-     lambda: priors.SpatialAttention(mask="head"), "target", "mask"),
-    ("Auxiliary", lambda: priors.Auxiliary(num_classes=3, target="fine"),
-     lambda: priors.Auxiliary(num_classes=3, label="fine"), "target", "label"),
-    ("ConfidencePenalty", lambda: priors.ConfidencePenalty(beta=0.25), lambda: priors.ConfidencePenalty(weight=0.25),
-     "beta", "weight"),
     ("DualInput", lambda: priors.DualInput(part="head_box"), lambda: priors.DualInput(box="head_box"),
      "part", "box"),
-    ("DualInput", lambda: priors.DualInput(part_mask="head"), lambda: priors.DualInput(mask="head"),
-     "part_mask", "mask"),
+    ("DualInput", lambda: priors.DualInput(part_mask="head"), lambda: priors.DualInput(target="head"),
+     "part_mask", "target"),
     ("DualInput", lambda: priors.DualInput(box="predicted"), lambda: priors.DualInput(box_source="predicted"),
      "box", "box_source"),
     ("ClassActivationMap", lambda: layers.ClassActivationMap(class_index=1),
@@ -68,11 +60,9 @@ def test_old_name_warns_and_means_the_new_one(owner, old_call, new_call, old, ne
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: priors.MaskDecoder(target="a", mask="b"), r"MaskDecoder: `target` is the deprecated name of `mask`.*"
-                                                       r"Received: target='a' and mask='b'"),
-    (lambda: priors.MaskDecoder("b", target="a"), r"Received: target='a' and mask='b'"),  # new one positional
-    (lambda: priors.Auxiliary(3, target="a", label="b"), r"Auxiliary: `target` .* `label`"),
-    (lambda: priors.ConfidencePenalty(beta=0.1, weight=0.2), r"ConfidencePenalty: `beta` .* `weight`"),
+    (lambda: priors.DualInput(part_mask="a", target="b"), r"DualInput: `part_mask` is the deprecated name of "
+                                                           r"`target`.*Received: part_mask='a' and target='b'"),
+    (lambda: priors.DualInput("b", part="a"), r"Received: part='a' and box='b'"),  # new one positional
     (lambda: priors.DualInput(part="a", box="b"), r"DualInput: `part` .* `box`"),
     (lambda: priors.DualInput(box="oracle", box_source="oracle"), r"DualInput: `box` .* `box_source`"),
     (lambda: layers.ClassActivationMap(class_index=0, class_id=1), r"ClassActivationMap: `class_index` .* `class_id`"),
@@ -94,13 +84,6 @@ def test_dual_input_0_1_and_main_spellings_mix():
 
 
 @pytest.mark.parametrize("cls, old_config, attribute, value", [
-    (priors.MaskDecoder, {"weight": 0.5, "name": "mask_decoder", "target": "head", "levels": 2, "filters": 8,
-                          "dice_weight": 1.0, "bce_weight": 1.0}, "mask", "head"),
-    (priors.SpatialAttention, {"weight": 0.5, "name": "spatial_attention", "target": None, "kernel_size": 1},
-     "mask", None),
-    (priors.Auxiliary, {"weight": 0.3, "name": "auxiliary", "num_classes": 4, "target": "fine",
-                        "exclude_classes": [0], "hidden_units": 0, "level": None}, "label", "fine"),
-    (priors.ConfidencePenalty, {"beta": 0.2, "threshold": None, "name": "confidence_penalty"}, "weight", 0.2),
     (priors.DualInput, {"part": "part_box", "shared": True, "fusion": "concat", "crop_size": None,
                         "name": "dual_input"}, "box", "part_box"),
     (priors.DualInput, {"part": None, "shared": True, "fusion": "concat", "crop_size": None, "name": "dual_input",
@@ -122,11 +105,8 @@ def test_configs_saved_with_the_old_names_load(cls, old_config, attribute, value
 
 
 def test_old_attribute_names_still_read():
-    prior = priors.MaskDecoder(mask="head")
-    with pytest.warns(DeprecationWarning, match="MaskDecoder: the attribute `target` is deprecated; use `mask`"):
-        assert prior.target == "head"
-    with pytest.warns(DeprecationWarning, match="`beta` is deprecated; use `weight`"):
-        assert priors.ConfidencePenalty(weight=0.3).beta == 0.3
+    with pytest.warns(DeprecationWarning, match="DualInput: the attribute `part_mask` is deprecated; use `target`"):
+        assert priors.DualInput(target="head").part_mask == "head"
     with pytest.warns(DeprecationWarning, match="DualInput: the attribute `part` is deprecated; use `box`"):
         assert priors.DualInput(box="head_box").part == "head_box"
     with pytest.warns(DeprecationWarning, match="CAMImages: the attribute `mask_key`"):
@@ -160,31 +140,28 @@ def _rewrite_config(path, edit):
 
 def test_keras_file_saved_with_the_old_names_reloads(tmp_path):
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3),
-                      priors=[priors.MaskDecoder(mask="part_mask", levels=2, filters=8),
-                              priors.ConfidencePenalty(weight=0.2)])
+                      priors=[priors.DualInput(box="part_box"), priors.ConfidencePenalty(beta=0.2)])
     path = str(tmp_path / "old.keras")
     model.save(path)
 
     def to_0_1(config):
         for prior in config["config"]["priors"]:
             c = prior["config"]
-            if "mask" in c:
-                c["target"] = c.pop("mask")
-            if prior["class_name"] == "ConfidencePenalty":
-                c["beta"] = c.pop("weight")
+            if prior["class_name"] == "DualInput":
+                c["part"] = c.pop("box")
 
     _rewrite_config(path, to_0_1)
-    assert '"target": "part_mask"' in zipfile.ZipFile(path).read("config.json").decode()
+    assert '"part": "part_box"' in zipfile.ZipFile(path).read("config.json").decode()
     with pytest.warns(DeprecationWarning) as caught:
         reloaded = keras.saving.load_model(path, safe_mode=True)
     messages = {str(w.message).split(";")[0] for w in caught if "is deprecated; use" in str(w.message)}
-    assert messages == {"MaskDecoder: the argument `target` is deprecated",
-                        "ConfidencePenalty: the argument `beta` is deprecated"}
-    decoder, penalty = reloaded.priors
-    assert decoder.mask == "part_mask" and penalty.weight == 0.2
-    x = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
-    np.testing.assert_allclose(ops.convert_to_numpy(reloaded({"image": x})["logits"]),
-                               ops.convert_to_numpy(model({"image": x})["logits"]), atol=1e-6)
+    assert messages == {"DualInput: the argument `part` is deprecated"}
+    dual, penalty = reloaded.priors
+    assert dual.box == "part_box" and penalty.beta == 0.2
+    batch = {"image": np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32"),
+             "part_box": np.array([[0.1, 0.1, 0.6, 0.6], [0.2, 0.3, 0.9, 0.8]], "float32")}
+    np.testing.assert_allclose(ops.convert_to_numpy(reloaded(batch)["logits"]),
+                               ops.convert_to_numpy(model(batch)["logits"]), atol=1e-6)
 
 
 def test_layer_saved_with_class_index_reloads(tmp_path):

@@ -35,7 +35,7 @@ def test_check_fraction_rejects_nan():
 @pytest.mark.parametrize("make, arg", [
     (lambda: priors.CAMSuppression(weight=math.nan), "weight"),
     (lambda: priors.MaskDecoder(weight=math.inf), "weight"),
-    (lambda: priors.ConfidencePenalty(weight=math.nan), "weight"),
+    (lambda: priors.ConfidencePenalty(beta=math.nan), "beta"),
     (lambda: priors.Auxiliary(num_classes=3, weight=-math.inf), "weight"),
     (lambda: losses.ConfidencePenalty(beta=math.nan), "beta"),
     (lambda: losses.MaskLoss(dice_weight=math.inf), "dice_weight"),

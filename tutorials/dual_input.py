@@ -95,7 +95,7 @@ predicted box, normalised units); the oracle box, named as such.
 
 configs = {
     "plain": [],
-    "predicted_box": [kp.priors.DualInput(box_source="predicted", mask="part_mask", weight=1.0,
+    "predicted_box": [kp.priors.DualInput(box_source="predicted", target="part_mask", weight=1.0,
                                           margin=0.05, min_size=0.15, fusion="concat")],
     "oracle_box": [kp.priors.DualInput(box_source="oracle", box="part_box", fusion="concat")],
 }

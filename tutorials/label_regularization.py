@@ -16,7 +16,7 @@ inference:
 
 * **Label smoothing** (`kp.priors.LabelSmoothing(0.1)`, Szegedy et al. 2016):
   the target puts `1 - s + s/K` on the true class and `s/K` on the others.
-* **Confidence penalty** (`kp.priors.ConfidencePenalty(weight=0.1)`, Pereyra
+* **Confidence penalty** (`kp.priors.ConfidencePenalty(beta=0.1)`, Pereyra
   et al. 2017): adds `-beta * H(p)`, rewarding output entropy.
 * **Feature contraction** (`kp.priors.FeatureContraction(1e-3)`, Li and Maki
   2018): an L2 penalty on the pooled last feature map.
@@ -95,10 +95,10 @@ configs = {"plain": lambda: []}
 if not FAST:
     configs.update({
         "label_smoothing": lambda: [kp.priors.LabelSmoothing(0.1)],
-        "confidence_penalty": lambda: [kp.priors.ConfidencePenalty(weight=0.1)],
+        "confidence_penalty": lambda: [kp.priors.ConfidencePenalty(beta=0.1)],
         "feature_contraction": lambda: [kp.priors.FeatureContraction(weight=1e-3)],
     })
-configs["all_three"] = lambda: [kp.priors.LabelSmoothing(0.1), kp.priors.ConfidencePenalty(weight=0.1),
+configs["all_three"] = lambda: [kp.priors.LabelSmoothing(0.1), kp.priors.ConfidencePenalty(beta=0.1),
                                 kp.priors.FeatureContraction(weight=1e-3)]
 records = kp.experiment.run(configs, train, test, num_classes=num_classes, input_shape=input_shape,
                             epochs=EPOCHS, learning_rate=2e-3, verbose=2)

@@ -8,26 +8,24 @@ from keras import ops
 from keras_priors.api_export import keras_priors_export
 from keras_priors import losses
 from keras_priors.priors.prior import Prior
-from keras_priors.validation import RenamedAttribute, check_fraction, renamed_arguments
+from keras_priors.validation import check_fraction, check_non_negative
 
 
 @keras_priors_export("keras_priors.priors.ConfidencePenalty")
 class ConfidencePenalty(Prior):
-    """Penalise over-confident predictions: ``-weight * H(p)`` (Pereyra et al. 2017).
+    """Penalise over-confident predictions: ``-beta * H(p)`` (Pereyra et al. 2017).
 
     Args:
-        weight: strength (>= 0), the paper's ``beta``, and like every prior's
-            ``weight`` the factor of its term. (``beta`` before 0.2: still
-            accepted, with a ``DeprecationWarning``. The Keras loss
-            ``keras_priors.losses.ConfidencePenalty`` keeps ``beta``.)
-        threshold: when given, the hinge variant ``weight * relu(threshold - H(p))``
+        beta: strength (>= 0): this prior's ``weight``, under the paper's name
+            (``prior.weight`` is ``beta``).
+        threshold: when given, the hinge variant ``beta * relu(threshold - H(p))``
             that only penalises entropy below ``threshold`` (nats).
         name: term name in logs.
 
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.ConfidencePenalty(weight=0.1).weight
+    >>> kp.priors.ConfidencePenalty(beta=0.1).weight
     0.1
 
     Reference:
@@ -35,20 +33,21 @@ class ConfidencePenalty(Prior):
         Output Distributions", ICLR workshop 2017.
     """
 
-    beta = RenamedAttribute("beta", "weight")
-
-    @renamed_arguments(beta="weight")
-    def __init__(self, weight: float = 0.1, threshold: float | None = None, name: str | None = None):
-        super().__init__(weight=weight, name=name)
+    def __init__(self, beta: float = 0.1, threshold: float | None = None, name: str | None = None):
+        super().__init__(weight=check_non_negative("beta", beta, owner="ConfidencePenalty"), name=name)
         losses.ConfidencePenalty(beta=1.0, threshold=threshold)  # validates threshold
         self.threshold = threshold
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
         value = losses.confidence_penalty(outputs["logits"], beta=1.0, threshold=self.threshold)
-        return {self.name: ops.mean(value)}  # the base class multiplies by weight
+        return {self.name: ops.mean(value)}  # the base class multiplies by weight = beta
+
+    @property
+    def beta(self) -> float:
+        return self.weight
 
     def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold}
+        return {"beta": self.beta, "threshold": self.threshold, "name": self.name}
 
 
 @keras_priors_export("keras_priors.priors.LabelSmoothing")

@@ -44,7 +44,7 @@ class DualInput(Prior):
 
     - ``box_source="predicted"`` (locate, then zoom): a ``MaskDecoderHead``
       on the backbone's feature maps predicts the part mask, supervised by
-      the data key ``mask`` (default ``"part_mask"``) with a Dice + BCE loss
+      the data key ``target`` (default ``"part_mask"``) with a Dice + BCE loss
       (``weight``); ``MaskToBox`` turns the predicted mask into the box. No
       annotation is needed at test time: the model, and the model ``export``
       writes, take only the image. The mask logits are a training-only
@@ -84,9 +84,9 @@ class DualInput(Prior):
         fusion: ``"concat"``, ``"sum"`` or ``"gated"``.
         crop_size: (h, w) of the crop; default: the image size (needed when shared).
         name: term name in logs.
-        box_source: ``"oracle"`` (default when ``mask`` is not given) or
+        box_source: ``"oracle"`` (default when ``target`` is not given) or
             ``"predicted"`` (default when it is).
-        mask: data key of the part mask that supervises the locator
+        target: data key of the part mask that supervises the locator
             (predicted box only; default ``"part_mask"``).
         weight: weight of the part-mask loss (predicted box; the oracle has
             no loss term, its weight is None).
@@ -101,7 +101,7 @@ class DualInput(Prior):
         dice_weight, bce_weight: the mask loss's mix.
 
     Renamed in 0.2 (the old names still work, with a ``DeprecationWarning``):
-    ``part`` is ``box``, ``part_mask`` is ``mask``, and ``box="predicted"`` /
+    ``part`` is ``box``, ``part_mask`` is ``target``, and ``box="predicted"`` /
     ``box="oracle"`` (unreleased) is ``box_source``: a ``box`` equal to one
     of those two words is read as the source, not as a data key.
 
@@ -115,23 +115,23 @@ class DualInput(Prior):
     """
 
     part = RenamedAttribute("part", "box")
-    part_mask = RenamedAttribute("part_mask", "mask")
+    part_mask = RenamedAttribute("part_mask", "target")
 
-    @renamed_arguments(before=_box_was_the_source, part="box", part_mask="mask")
+    @renamed_arguments(before=_box_was_the_source, part="box", part_mask="target")
     def __init__(self, box: str | None = None, shared: bool = True, fusion: str = "concat",
                  crop_size: tuple | None = None, name: str | None = None, *, box_source: str | None = None,
-                 mask: str | None = None, weight: float | None = None, margin: float = 0.05,
+                 target: str | None = None, weight: float | None = None, margin: float = 0.05,
                  min_size: float = 0.15, mask_floor: float = 0.5, box_gradient: bool = False, levels: int = 3,
                  filters: int = 16, dice_weight: float = 1.0, bce_weight: float = 1.0):
         owner = "DualInput"
         if box_source is None:
-            box_source = "predicted" if mask is not None and box is None else "oracle"
+            box_source = "predicted" if target is not None and box is None else "oracle"
         box_source = check_one_of("box_source", box_source, BOX_SOURCES, owner=owner)
         if box_source == "oracle":
-            if mask is not None:
+            if target is not None:
                 raise ValueError(
-                    "DualInput: `mask` supervises the predicted box; the oracle box is read from `box`. "
-                    f"Expected mask=None with box_source='oracle'. Received: mask={mask!r}"
+                    "DualInput: `target` supervises the predicted box; the oracle box is read from `box`. "
+                    f"Expected target=None with box_source='oracle'. Received: target={target!r}"
                 )
             if weight not in (None, 0, 0.0):
                 raise ValueError(
@@ -147,15 +147,15 @@ class DualInput(Prior):
                     f"none. Expected box=None with box_source='predicted'. Received: box={box!r}"
                 )
             weight = 1.0 if weight is None else weight
-            mask = "part_mask" if mask is None else mask
-        for key_name, key in (("box", box), ("mask", mask)):
+            target = "part_mask" if target is None else target
+        for key_name, key in (("box", box), ("target", target)):
             if key is not None and (not isinstance(key, str) or not key):
                 raise ValueError(f"DualInput: Expected `{key_name}` to be a data key (a non-empty string). "
                                  f"Received: {key_name}={key!r}")
         super().__init__(weight=weight, name=name)
         self.box_source = box_source
         self.box = box
-        self.mask = mask
+        self.target = target
         self.shared = bool(shared)
         self.fusion = check_one_of("fusion", fusion, ("concat", "sum", "gated"), owner=owner)
         self.crop_size = tuple(crop_size) if crop_size else None
@@ -173,7 +173,7 @@ class DualInput(Prior):
         if box_source == "predicted" and self.min_size == 0.0:
             raise ValueError("DualInput: an unsure predicted mask falls back to a `min_size` box on its peak. "
                              f"Expected `min_size` > 0 with box_source='predicted'. Received: min_size={min_size!r}")
-        self.required_keys = (box,) if box_source == "oracle" else (mask,)
+        self.required_keys = (box,) if box_source == "oracle" else (target,)
 
     @property
     def box_output(self) -> str:
@@ -240,18 +240,18 @@ class DualInput(Prior):
         return [f"{self.name}_mask"] if self.box_source == "predicted" else []
 
     def data_spec(self):
-        return {self.box: BOX} if self.box_source == "oracle" else {self.mask: MASK}
+        return {self.box: BOX} if self.box_source == "oracle" else {self.target: MASK}
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
         if self.box_source != "predicted":
             return {}
-        value = losses.mask_loss(targets[self.mask], outputs[self.mask_output],
+        value = losses.mask_loss(targets[self.target], outputs[self.mask_output],
                                  dice_weight=self.dice_weight, bce_weight=self.bce_weight)
         return {f"{self.name}_mask": ops.mean(value)}
 
     def get_config(self):
         return {"box": self.box, "shared": self.shared, "fusion": self.fusion, "crop_size": self.crop_size,
-                "name": self.name, "box_source": self.box_source, "mask": self.mask,
+                "name": self.name, "box_source": self.box_source, "target": self.target,
                 "weight": self.weight, "margin": self.margin,
                 "min_size": self.min_size, "mask_floor": self.mask_floor, "box_gradient": self.box_gradient,
                 "levels": self.levels, "filters": self.filters, "dice_weight": self.dice_weight,

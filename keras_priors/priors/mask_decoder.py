@@ -7,7 +7,7 @@ from keras import ops
 from keras_priors.api_export import keras_priors_export
 from keras_priors import layers, losses
 from keras_priors.priors.prior import MASK, Prior
-from keras_priors.validation import RenamedAttribute, check_positive_int, renamed_arguments
+from keras_priors.validation import check_positive_int
 
 
 @keras_priors_export("keras_priors.priors.MaskDecoder")
@@ -15,13 +15,12 @@ class MaskDecoder(Prior):
     """Predict a part or object mask from the backbone's feature maps.
 
     A light FPN/U-Net style ``MaskDecoderHead`` reads the last ``levels``
-    pyramid maps and predicts the data key ``mask`` (e.g. the bird's head); its Dice +
+    pyramid maps and predicts ``target`` (e.g. the bird's head); its Dice +
     BCE loss shapes the shared backbone features. The head is training-only:
     ``export`` drops it, so it costs nothing at inference.
 
     Args:
-        mask: data key of the mask to reproduce (B, H, W, 1). (``target``
-            before 0.2: still accepted, with a ``DeprecationWarning``.)
+        target: data key of the mask to reproduce (B, H, W, 1).
         weight: loss weight.
         levels: how many pyramid levels the decoder reads (2 or 3).
         filters: decoder width (16 by default: at 32, the decoder's 3x3 conv on
@@ -33,27 +32,24 @@ class MaskDecoder(Prior):
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.MaskDecoder(mask="part_mask", weight=0.5).required_keys
+    >>> kp.priors.MaskDecoder(target="part_mask", weight=0.5).required_keys
     ('part_mask',)
     """
 
-    target = RenamedAttribute("target", "mask")
-
-    @renamed_arguments(target="mask")
-    def __init__(self, mask: str = "part_mask", weight: float = 0.5, levels: int = 3, filters: int = 16,
+    def __init__(self, target: str = "part_mask", weight: float = 0.5, levels: int = 3, filters: int = 16,
                  dice_weight: float = 1.0, bce_weight: float = 1.0, name: str | None = None):
         super().__init__(weight=weight, name=name)
-        self.mask = mask
+        self.target = target
         self.levels = check_positive_int("levels", levels, owner="MaskDecoder")
         self.filters = check_positive_int("filters", filters, owner="MaskDecoder")
         self.dice_weight = dice_weight
         self.bce_weight = bce_weight
         losses.MaskLoss(dice_weight=dice_weight, bce_weight=bce_weight)  # validates
-        self.required_keys = (mask,)
+        self.required_keys = (target,)
 
     @property
     def output_name(self) -> str:
-        return self.mask
+        return self.target
 
     def add_heads(self, ctx):
         if self.levels > len(ctx.features):
@@ -63,18 +59,18 @@ class MaskDecoder(Prior):
             )
         names = list(ctx.features)[-self.levels:]
         feats = [ctx.features[n] for n in names]
-        head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, name=f"{self.mask}_decoder")
+        head = layers.MaskDecoderHead(filters=self.filters, num_masks=1, name=f"{self.target}_decoder")
         ctx.outputs[self.output_name] = head(feats if len(feats) > 1 else feats[0])
         ctx.training_only.add(self.output_name)
 
     def data_spec(self):
-        return {self.mask: MASK}
+        return {self.target: MASK}
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
-        value = losses.mask_loss(targets[self.mask], outputs[self.output_name],
+        value = losses.mask_loss(targets[self.target], outputs[self.output_name],
                                  dice_weight=self.dice_weight, bce_weight=self.bce_weight)
         return {self.name: ops.mean(value)}
 
     def get_config(self):
-        return {**super().get_config(), "mask": self.mask, "levels": self.levels, "filters": self.filters,
+        return {**super().get_config(), "target": self.target, "levels": self.levels, "filters": self.filters,
                 "dice_weight": self.dice_weight, "bce_weight": self.bce_weight}

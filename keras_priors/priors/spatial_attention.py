@@ -9,12 +9,11 @@ from keras_priors.api_export import keras_priors_export
 from keras_priors import layers
 from keras_priors.priors._common import resize_mask_to
 from keras_priors.priors.prior import MASK, Prior
-from keras_priors.validation import RenamedAttribute, renamed_arguments
 
 
 @keras_priors_export("keras_priors.priors.SpatialAttention")
 class SpatialAttention(Prior):
-    """Gate the last feature map with a learned spatial attention map, supervised by ``mask``.
+    """Gate the last feature map with a learned spatial attention map, supervised by ``target``.
 
     The attention layer stays in the model (it changes the features the
     classifier sees); its ``attention`` output, and the supervision, are
@@ -22,9 +21,8 @@ class SpatialAttention(Prior):
     map and the mask's object fraction per feature cell.
 
     Args:
-        mask: data key of the supervising mask (e.g. ``"part_mask"``), or
-            ``None`` for unsupervised attention. (``target`` before 0.2: still
-            accepted, with a ``DeprecationWarning``.)
+        target: data key of the supervising mask (e.g. ``"part_mask"``), or
+            ``None`` for unsupervised attention.
         weight: loss weight.
         kernel_size: attention conv size.
         name: term name in logs.
@@ -32,22 +30,19 @@ class SpatialAttention(Prior):
     Example:
 
     >>> import keras_priors as kp
-    >>> kp.priors.SpatialAttention(mask="part_mask").required_keys
+    >>> kp.priors.SpatialAttention(target="part_mask").required_keys
     ('part_mask',)
     """
 
-    target = RenamedAttribute("target", "mask")
-
-    @renamed_arguments(target="mask")
-    def __init__(self, mask: str | None = "part_mask", weight: float = 0.5, kernel_size: int = 1,
+    def __init__(self, target: str | None = "part_mask", weight: float = 0.5, kernel_size: int = 1,
                  name: str | None = None):
         super().__init__(weight=weight, name=name)
-        self.mask = mask
+        self.target = target
         self.kernel_size = int(kernel_size)
-        self.required_keys = (mask,) if mask else ()
+        self.required_keys = (target,) if target else ()
 
     def term_names(self):
-        return [self.name] if self.mask else []
+        return [self.name] if self.target else []
 
     def modify_features(self, ctx):
         level = ctx.last_level
@@ -57,15 +52,15 @@ class SpatialAttention(Prior):
         ctx.training_only.add("attention")
 
     def data_spec(self):
-        return {self.mask: MASK} if self.mask else {}
+        return {self.target: MASK} if self.target else {}
 
     def unweighted_loss_terms(self, targets, outputs, num_classes):
-        if not self.mask:
+        if not self.target:
             return {}
         attention = ops.cast(outputs["attention"], "float32")
-        cells = resize_mask_to(targets[self.mask], attention)
+        cells = resize_mask_to(targets[self.target], attention)
         bce = keras.losses.binary_crossentropy(cells, attention, from_logits=False)
         return {self.name: ops.mean(bce)}
 
     def get_config(self):
-        return {**super().get_config(), "mask": self.mask, "kernel_size": self.kernel_size}
+        return {**super().get_config(), "target": self.target, "kernel_size": self.kernel_size}

@@ -11,12 +11,12 @@ LOGITS = np.array([[0.0, 0.0], [0.0, np.log(3.0)]], "float32")
 
 def test_confidence_penalty_is_minus_beta_times_the_entropy():
     # -0.1 * mean(0.693147, 0.562335) = -0.1 * 0.627741
-    run_prior_test(priors.ConfidencePenalty, {"weight": 0.1}, prior_batch([0, 1]), outputs={"logits": LOGITS},
+    run_prior_test(priors.ConfidencePenalty, {"beta": 0.1}, prior_batch([0, 1]), outputs={"logits": LOGITS},
                    expected_loss={"confidence_penalty": -0.0627741})
 
 
 def test_confidence_penalty_hinge():
     # threshold 0.65 nats: relu(0.65 - 0.693147) = 0, relu(0.65 - 0.562335) = 0.087665; 0.1 * mean = 0.00438325
-    run_prior_test(priors.ConfidencePenalty, {"weight": 0.1, "threshold": 0.65, "name": "hinge"}, prior_batch([0, 1]),
+    run_prior_test(priors.ConfidencePenalty, {"beta": 0.1, "threshold": 0.65, "name": "hinge"}, prior_batch([0, 1]),
                    outputs={"logits": LOGITS}, expected_loss={"hinge": 0.00438325},
                    run_export_check=False, run_saving_check=False)

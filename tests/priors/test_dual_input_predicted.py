@@ -129,8 +129,8 @@ def test_predicted_box_config_and_keys():
     prior = priors.DualInput(box_source="predicted")
     assert prior.required_keys == ("part_mask",) and prior.weight == 1.0 and prior.box is None
     assert prior.term_names() == ["dual_input_mask"]
-    assert priors.DualInput(mask="head_mask").box_source == "predicted"
-    assert priors.DualInput(mask="head_mask").required_keys == ("head_mask",)
+    assert priors.DualInput(target="head_mask").box_source == "predicted"
+    assert priors.DualInput(target="head_mask").required_keys == ("head_mask",)
     for p in (prior, priors.DualInput(box_source="predicted", weight=0.3, margin=0.0, box_gradient=True,
                                       fusion="sum"),
               priors.DualInput(fusion="gated")):
@@ -145,8 +145,8 @@ def test_predicted_box_config_and_keys():
      r"Expected `box_source` to be one of \['oracle', 'predicted'\]. Received: box_source='detector'"),
     ({"box_source": "predicted", "box": "part_box"},
      r"Expected box=None with box_source='predicted'. Received: box='part_box'"),
-    ({"box_source": "oracle", "mask": "part_mask"},
-     r"Expected mask=None with box_source='oracle'. Received: mask='part_mask'"),
+    ({"box_source": "oracle", "target": "part_mask"},
+     r"Expected target=None with box_source='oracle'. Received: target='part_mask'"),
     ({"box_source": "oracle", "weight": 0.5},
      r"Expected weight=None \(or 0\) with box_source='oracle'. Received: weight=0.5"),
     ({"box_source": "predicted", "weight": -1.0}, r"Expected `weight` >= 0. Received: weight=-1.0"),

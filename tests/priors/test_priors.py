@@ -29,5 +29,5 @@ def test_term_names_and_config_round_trip():
         clone = type(prior).from_config(prior.get_config())
         assert clone.get_config() == prior.get_config()
     assert priors.LabelSmoothing().term_names() == []
-    assert priors.SpatialAttention(mask=None).term_names() == []
+    assert priors.SpatialAttention(target=None).term_names() == []
     assert priors.MaskDecoder().term_names() == ["mask_decoder"]

@@ -13,7 +13,7 @@ def test_fit_with_priors_on_this_backend(kakapo32, tmp_path):
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[
         priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8),
         priors.Auxiliary(num_classes=5, exclude_classes=[0]), priors.ConfidencePenalty(0.1),
-        priors.SpatialAttention(mask="part_mask"),
+        priors.SpatialAttention(target="part_mask"),
     ])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     data = {k: v for k, v in kakapo32.items()}

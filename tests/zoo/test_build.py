@@ -29,8 +29,8 @@ def test_bad_build_arguments(kwargs, match):
 
 
 def test_prior_argument_errors():
-    with pytest.raises(ValueError, match="weight"):
-        priors.ConfidencePenalty(weight=-1)
+    with pytest.raises(ValueError, match="beta"):
+        priors.ConfidencePenalty(beta=-1)
     with pytest.raises(ValueError, match="weight"):
         priors.MaskDecoder(weight=-0.5)
     with pytest.raises(ValueError, match="fusion"):

@@ -10,7 +10,7 @@ from keras_priors import priors, zoo
 def test_the_classifier_gives_the_models_logits_with_shared_weights():
     keras.utils.set_random_seed(0)
     model = zoo.build("resnet_tiny", num_classes=3, input_shape=(32, 32, 3),
-                      priors=[priors.MaskDecoder(mask="part_mask")])
+                      priors=[priors.MaskDecoder(target="part_mask")])
     x = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype("float32")
     classifier = zoo.logits_classifier(model)
     assert classifier.name == "classifier" and len(classifier.inputs) == 1

@@ -10,7 +10,7 @@ from harness import dict_dataset as as_dataset
 
 
 ALL = lambda: [  # noqa: E731
-    priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8), priors.ConfidencePenalty(weight=0.1),
+    priors.CAMSuppression(classes=[0]), priors.MaskDecoder(levels=2, filters=8), priors.ConfidencePenalty(beta=0.1),
     priors.Auxiliary(num_classes=5, exclude_classes=[0]), priors.FeatureContraction(weight=1e-3),
     priors.LabelSmoothing(0.1),
 ]
