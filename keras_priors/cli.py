@@ -413,12 +413,10 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="override the recipe's epochs, an integer >= 1 (default: the recipe's train.epochs)")
     t.add_argument("--quick", action="store_true", help="use at most 128 training images (default: off)")
-    t.add_argument("--deterministic", action="store_true",
-                   help="seed everything and make TensorFlow's ops deterministic, so a killed and resumed run ends "
-                        "with the same weights as an uninterrupted one, bit for bit (default: off)")
-    t.add_argument("--allow-recipe-change", action="store_true",
-                   help="resume a checkpoint in --out that another recipe wrote: its model, priors and optimizer "
-                        "continue on this recipe's data (default: refuse)")
+    t.add_argument("--deterministic", action="store_true", help="deterministic TensorFlow ops: a killed and "
+                   "resumed run ends with an uninterrupted run's weights, bit for bit (default: off)")
+    t.add_argument("--allow-recipe-change", action="store_true", help="resume a checkpoint another recipe wrote "
+                   "in --out; its model, priors and optimizer go on with this recipe's data (default: refuse)")
     t.set_defaults(func=_cmd_train)
 
     e = command("evaluate", help="accuracy, worst-group accuracy, CAM-in-mask and ECE on kakapo test data",

@@ -174,16 +174,9 @@ class DualInput(Prior):
             raise ValueError("DualInput: an unsure predicted mask falls back to a `min_size` box on its peak. "
                              f"Expected `min_size` > 0 with box_source='predicted'. Received: min_size={min_size!r}")
         self.required_keys = (box,) if box_source == "oracle" else (target,)
+        # Output names of the predicted box and of the part-mask logits (both training-only outputs).
+        self.box_output, self.mask_output = f"{self.name}_box", f"{self.name}_mask"
 
-    @property
-    def box_output(self) -> str:
-        """The output name of the predicted box."""
-        return f"{self.name}_box"
-
-    @property
-    def mask_output(self) -> str:
-        """The output name of the predicted part-mask logits (training-only)."""
-        return f"{self.name}_mask"
 
     def build_head(self, ctx):
         image = ctx.inputs["image"]
