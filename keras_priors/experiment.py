@@ -296,11 +296,27 @@ def run(configs: dict, train, test, *, num_classes: int, input_shape=None, model
                         validation_data=validation_data, callbacks=cbs, verbose=verbose, shuffle=False)
             seconds = time.perf_counter() - start
             metrics = evaluate(net, test_ds)
-            results.append({"config": name, "seed": seed, "train_images": n_train, "epochs": run_epochs,
-                            "steps": total, "train_seconds": seconds, **metrics})
+            results.append(make_record(name, seed, train_images=n_train, epochs=run_epochs, steps=total,
+                                       train_seconds=seconds, metrics=metrics))
             if keep_models:
                 results.models[(name, seed)] = net
     return results
+
+
+def make_record(config: str, seed: int, *, train_images, epochs: int, steps, train_seconds: float,
+                metrics: dict) -> dict:
+    """One run's record: the :data:`RUN_KEYS`, then the metrics.
+
+    The format :func:`run` returns, ``benchmarks/evidence.py`` writes and
+    ``keras-priors train`` saves as ``results.json``.
+
+    Example:
+        >>> make_record("plain", 0, train_images=100, epochs=2, steps=8, train_seconds=1.5,
+        ...             metrics={"accuracy": 0.5})
+        {'config': 'plain', 'seed': 0, 'train_images': 100, 'epochs': 2, 'steps': 8, 'train_seconds': 1.5, 'accuracy': 0.5}
+    """
+    return {"config": config, "seed": seed, "train_images": train_images, "epochs": epochs, "steps": steps,
+            "train_seconds": train_seconds, **metrics}
 
 
 def build_model(model: str | Callable = "resnet_tiny", *, num_classes: int, input_shape=None, priors=(),

@@ -16,8 +16,9 @@ import keras
 import numpy as np
 
 from keras_priors import data, experiment, priors
-from keras_priors._atomic import save_model_atomic
+from keras_priors._atomic import save_model_atomic, write_atomic
 from keras_priors.validation import check_positive_int
+from keras_priors.zoo.evaluation import evaluate_classifier
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -366,7 +367,9 @@ def train_recipe(recipe_path: str, out_dir: str, epochs: int | None = None, quic
 
     Writes ``<out_dir>/checkpoints/ckpt-<epoch>/`` (see
     :class:`AtomicCheckpoint`), ``<out_dir>/logs`` (TensorBoard) and, when
-    done, ``<out_dir>/model.keras``. A resumed run continues the data order,
+    done, ``<out_dir>/model.keras`` and ``<out_dir>/results.json``: the
+    test metrics in the experiment runner's record
+    (:func:`keras_priors.experiment.make_record`). A resumed run continues the data order,
     optimizer state and random state of the run it replaces, so it ends with
     the weights the uninterrupted run would have (bit for bit with
     ``deterministic``, which makes TensorFlow's ops deterministic).
@@ -413,15 +416,26 @@ def train_recipe(recipe_path: str, out_dir: str, epochs: int | None = None, quic
                           f"this run has deterministic={bool(deterministic)}: the resumed run may not match an "
                           f"uninterrupted one bit for bit.", stacklevel=2)
         print(f"Resuming from {path}: {done} epoch(s) already done.")
+    train_arrays, test_arrays = recipe_arrays(recipe, quick=quick)
+    batch_size, seed = int(recipe["data"].get("batch_size", 64)), int(recipe["data"].get("seed", 0))
+    train, steps = epoch_ordered_batches(train_arrays, batch_size, seed, initial_epoch=done)
+    test = data.make_pipeline(test_arrays, batch_size=batch_size, shuffle=False)
+    seconds = 0.0
     if done < epochs:
-        train_arrays, test_arrays = recipe_arrays(recipe, quick=quick)
-        batch_size, seed = int(recipe["data"].get("batch_size", 64)), int(recipe["data"].get("seed", 0))
-        train, steps = epoch_ordered_batches(train_arrays, batch_size, seed, initial_epoch=done)
-        test = data.make_pipeline(test_arrays, batch_size=batch_size, shuffle=False)
+        start = time.perf_counter()
         model.fit(train, steps_per_epoch=steps, validation_data=test, epochs=epochs, initial_epoch=done,
                   verbose=verbose,
                   callbacks=[ckpt, keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), write_graph=False)])
+        seconds = time.perf_counter() - start
     final = os.path.join(out_dir, "model.keras")
     save_model_atomic(model, final)
-    print(f"Saved {final}")
-    return {"model_path": final, "epochs": epochs, "resumed_from": done}
+    # The experiment runner's record (kp.experiment.make_record), as the demo and the evidence benchmark write it;
+    # train_seconds counts this invocation's epochs only.
+    record = experiment.make_record(
+        os.path.splitext(os.path.basename(recipe_path))[0], int(recipe.get("train", {}).get("seed", 0)),
+        train_images=len(train_arrays["label"]), epochs=epochs, steps=steps * epochs, train_seconds=seconds,
+        metrics={**evaluate_classifier(model, test), "resumed_from": done})
+    results_path = os.path.join(out_dir, "results.json")
+    write_atomic(results_path, json.dumps(record, indent=2) + "\n")
+    print(f"Saved {final}; test metrics in {results_path}")
+    return {"model_path": final, "epochs": epochs, "resumed_from": done, "results": record}

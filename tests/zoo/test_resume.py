@@ -193,6 +193,15 @@ def test_a_resume_with_another_recipe_is_refused(tmp_path, small_model, capsys):
     assert int(keras.saving.load_model(str(out / "model.keras")).optimizer.iterations) == 7 + 4
     assert train_recipe(other, str(out), verbose=0)["resumed_from"] == 2  # the new unit carries the new recipe
 
+    # The test metrics are saved in the experiment runner's record format.
+    from keras_priors.experiment import RUN_KEYS
+
+    record = json.loads((out / "results.json").read_text())
+    assert list(record)[:len(RUN_KEYS)] == list(RUN_KEYS)
+    assert record["config"] == "other" and record["epochs"] == 2 and record["resumed_from"] == 2
+    assert record["train_seconds"] == 0.0  # nothing left to train in this invocation
+    assert 0.0 <= record["accuracy"] <= 1.0 and record["n"] > 0
+
 
 def test_a_corrupt_newest_unit_falls_back_with_a_warning(tmp_path, small_model):
     ckpt = AtomicCheckpoint(str(tmp_path / "c"))
