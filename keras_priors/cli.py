@@ -409,7 +409,7 @@ def make_parser() -> argparse.ArgumentParser:
                             "A corrupt newest checkpoint falls back to the one before.")
     t.add_argument("--recipe", required=True, help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
     t.add_argument("--out", default="runs/train",
-                   help="output folder: checkpoints/, logs/, model.keras (default: %(default)s)")
+                   help="output folder: checkpoints/, logs/, model.keras, results.json (default: %(default)s)")
     t.add_argument("--epochs", type=_positive_int, default=None,
                    help="override the recipe's epochs, an integer >= 1 (default: the recipe's train.epochs)")
     t.add_argument("--quick", action="store_true", help="use at most 128 training images (default: off)")
