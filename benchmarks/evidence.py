@@ -504,7 +504,6 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     import keras
 
     from keras_priors import experiment
-    from keras_priors.data import make_pipeline
 
     run_start = time.perf_counter()
     ssize = {**size, **size["studies"].get(study.name, {})}
@@ -513,17 +512,16 @@ def run_one(study: Study, config: Config, seed: int, size: dict, fmnist_path=Non
     # The same number of optimiser steps whatever the training-set size (at least `epochs` epochs): those of
     # `epochs` passes over the study's own training set, before a configuration's `fraction`.
     steps = experiment.steps_for_epochs(ssize["epochs"], ssize["train"] * study.train_fraction, ssize["batch_size"])
-    # The pipelines are made here, before the runner sets the seed, as for every record in zoo/results.jsonl.
-    train_ds = make_pipeline(train, batch_size=ssize["batch_size"], shuffle=True, seed=seed)
-    test_ds = make_pipeline(test, batch_size=256, shuffle=False)
     # Cosine decay to 0 over the run: the model tested is the end of a converged run, not a snapshot taken
     # at full learning rate (with a constant 5e-3, reruns of one seed differed by up to 30 points).
+    # The runner makes the pipelines after setting the seed, so a record depends on its study, configuration
+    # and seed only, not on which run came before it in the same process.
     (record,) = experiment.run(
-        {config.name: lambda: config.priors(study.num_classes)}, train_ds, test_ds, model=study.model,
+        {config.name: lambda: config.priors(study.num_classes)}, train, test, model=study.model,
         num_classes=study.num_classes, input_shape=(study.image_size, study.image_size, 3), seeds=(seed,),
-        epochs=ssize["epochs"], steps=steps, learning_rate=study.learning_rate, schedule=study.schedule,
-        build_kwargs={"head_level": config.head_level}, evaluate=evaluate, train_images=n_train,
-        keep_models=False, verbose=verbose)
+        epochs=ssize["epochs"], steps=steps, batch_size=ssize["batch_size"], eval_batch_size=256,
+        learning_rate=study.learning_rate, schedule=study.schedule, build_kwargs={"head_level": config.head_level},
+        evaluate=evaluate, keep_models=False, verbose=verbose)
     result = {k: v for k, v in record.items() if k not in experiment.RUN_KEYS}
     result.pop("group_accuracy", None)
     keras.backend.clear_session(free_memory=False)
