@@ -232,11 +232,11 @@ STUDIES = {
             Config("grad_cam_penalty", _grad_cam_penalty, note="GradCAMPenalty (RRR-G) at P2, true class, weight 1"),
             Config("energy", _energy, note="Energy (Rao et al.) on the CAM, true class, weight 1"),
             Config("dual_input_oracle", _dual_input_oracle, label=ORACLE_LABEL, oracle=True,
-                   note="DualInput(box='oracle', concat): the TRUE head box is a model input at test time too "
+                   note="DualInput(box_source='oracle', concat): the TRUE head box is a model input at test time too "
                         "(an oracle); the head crop shows little background"),
             Config("dual_input_predicted", _dual_input_predicted, label=PREDICTED_LABEL,
-                   note="DualInput(box='predicted', concat): a mask decoder trained on the head mask predicts the "
-                        "box; the model takes only the image"),
+                   note="DualInput(box_source='predicted', concat): a mask decoder trained on the head mask "
+                        "predicts the box; the model takes only the image"),
             Config("reference", _none, shortcut=False, note=REFERENCE_NOTE),
         ),
     ),
@@ -289,9 +289,9 @@ STUDIES = {
             Config("plain", _none, shortcut=False),
             Config("mask_decoder", _mask_decoder(), shortcut=False, note="MaskDecoder(head mask)"),
             Config("dual_input_oracle", _dual_input_oracle, shortcut=False, label=ORACLE_LABEL, oracle=True,
-                   note="DualInput(box='oracle', concat): the true head box is an input at test time too"),
+                   note="DualInput(box_source='oracle', concat): the true head box is an input at test time too"),
             Config("dual_input_predicted", _dual_input_predicted, shortcut=False, label=PREDICTED_LABEL,
-                   note="DualInput(box='predicted', concat): the box comes from a mask decoder; image only"),
+                   note="DualInput(box_source='predicted', concat): the box comes from a mask decoder; image only"),
             Config("auxiliary", _auxiliary(), shortcut=False, note="Auxiliary(species, weight 0.3)"),
             Config("reference", _none, shortcut=False, fraction=10.0, note="plain with all (10x) the training images"),
         ),
