@@ -52,7 +52,7 @@ import matplotlib.image
 import numpy as np
 
 import keras_priors as kp
-from keras_priors.zoo.prior_model import PriorModel
+
 
 FAST = os.environ.get("KERAS_PRIORS_TUTORIAL_FAST") == "1"
 OUT = os.path.join(os.environ.get("KERAS_PRIORS_TUTORIAL_OUT", "tutorials_out"), "input_gradient")
@@ -106,7 +106,7 @@ nothing is trained).
 def saliency(model, batch):
     """(B, H, W) squared input gradient of the predicted class, summed over channels."""
     probe = kp.priors.InputGradient(classes="predicted", name="saliency")
-    explainer = PriorModel(model.network, priors=[probe], num_classes=model.num_classes)
+    explainer = kp.zoo.PriorModel(model.network, priors=[probe], num_classes=model.num_classes)
     gradient = np.asarray(explainer(batch, training=False)["saliency/gradient"])
     return (gradient ** 2).sum(-1)
 
