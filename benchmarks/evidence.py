@@ -33,7 +33,7 @@ independent: ``--workers N`` (default: one per usable core, at most 4) trains
 N at a time, each in its own process.
 
 Sizes: ``smoke`` (CI: a few seconds per run), ``default`` (87 runs with the
-default studies and 3 seeds: 54.6 min of wall time on 2 cores with 2
+default studies and 3 seeds: 47.1 min of wall time on 2 cores with 2
 workers, 2026-12-02) and ``full`` (more data and epochs).
 
 ``DualInput`` appears twice: ``dual_input_oracle`` is given the true head box
@@ -832,7 +832,7 @@ def run(size: str = "default", seeds: int = 3, studies=None, configs=None, out: 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="keras-priors bench evidence", description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="default",
-                        help="smoke (CI), default (87 runs: 54.6 min on 2 CPU cores, 2 workers) or full "
+                        help="smoke (CI), default (87 runs: 47.1 min on 2 CPU cores, 2 workers) or full "
                              "(default: %(default)s)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     parser.add_argument("--studies", default=None, help=f"comma-separated studies among {','.join(STUDIES)} "
