@@ -15,8 +15,8 @@ RENAMED_RESULT_KEYS = {"cam_in_mask": "cam_energy_in_mask"}
 def read_result(record: dict) -> dict:
     """A results record with the keys of this version: ``cam_in_mask`` (0.1) is read as ``cam_energy_in_mask``.
 
-    For records written before the rename (``zoo/results.jsonl``); a record
-    that has both keeps the new one.
+    For results files written before the rename (the evidence benchmark's
+    ``results.jsonl`` before 0.2); a record that has both keeps the new one.
 
     Example:
 
