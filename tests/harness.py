@@ -277,6 +277,17 @@ def dict_dataset(d: dict, batch_size: int = 16, drop=()):
     return tf.data.Dataset.from_tensor_slices(d).batch(batch_size)
 
 
+def file_tree(path) -> dict:
+    """``{relative path: bytes}`` of every file under ``path`` (to check that nothing on disk changed)."""
+    out = {}
+    for root, _, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            with open(full, "rb") as fh:
+                out[os.path.relpath(full, path)] = fh.read()
+    return out
+
+
 def prior_loss_and_gradient(model, prior, batch, variable):
     """``prior``'s loss term on ``model(batch, training=True)`` and its gradient w.r.t. ``variable``.
 

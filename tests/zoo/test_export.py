@@ -6,7 +6,7 @@ import pytest
 
 from keras_priors import priors, zoo
 
-from harness import dict_dataset
+from harness import dict_dataset, file_tree
 
 tf = pytest.importorskip("tensorflow")
 
@@ -100,24 +100,13 @@ def _tiny_model():
     return zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
 
 
-def _tree(path):
-    """{relative path: bytes} of every file under ``path``."""
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            with open(full, "rb") as fh:
-                out[os.path.relpath(full, path)] = fh.read()
-    return out
-
-
 def test_export_refuses_a_non_empty_user_folder(tmp_path):
     user = tmp_path / "userdir"
     user.mkdir()
     (user / "notes.txt").write_text("my notes")
     with pytest.raises(FileExistsError, match=r"filepath=.*userdir.*not a SavedModel written by keras_priors.*overwrite"):
         _tiny_model().export(str(user), verbose=False)
-    assert _tree(str(user)) == {"notes.txt": b"my notes"}
+    assert file_tree(str(user)) == {"notes.txt": b"my notes"}
     assert sorted(os.listdir(tmp_path)) == ["userdir"]  # no temporary folder either
 
 
@@ -137,10 +126,10 @@ def test_export_writes_a_marker_and_replaces_its_own_export(tmp_path):
     from keras_priors.zoo.export import MARKER
 
     assert MARKER in os.listdir(path)
-    first = _tree(path)
+    first = file_tree(path)
     model.export(path, verbose=False)  # an earlier export of ours: replaced without overwrite
     assert sorted(os.listdir(tmp_path)) == ["exported"]
-    assert set(_tree(path)) == set(first)
+    assert set(file_tree(path)) == set(first)
     tf.saved_model.load(path)
 
 
@@ -170,7 +159,7 @@ def test_overwrite_moves_a_user_folder_aside_never_deletes(tmp_path):
     assert "saved_model.pb" in os.listdir(user)
     backups = [n for n in os.listdir(tmp_path) if n.startswith("userdir.replaced-")]
     assert len(backups) == 1 and sorted(os.listdir(tmp_path)) == sorted(["userdir"] + backups)
-    assert _tree(str(tmp_path / backups[0])) == {"notes.txt": b"my notes"}
+    assert file_tree(str(tmp_path / backups[0])) == {"notes.txt": b"my notes"}
 
 
 def test_overwrite_of_a_file_keeps_it_as_a_backup(tmp_path):
@@ -187,7 +176,7 @@ def test_failed_swap_restores_the_previous_export(tmp_path, monkeypatch):
     model = _tiny_model()
     path = str(tmp_path / "exported")
     model.export(path, verbose=False)
-    before = _tree(path)
+    before = file_tree(path)
     import keras_priors.zoo.export as export_mod
 
     real_replace = os.replace
@@ -200,5 +189,5 @@ def test_failed_swap_restores_the_previous_export(tmp_path, monkeypatch):
     monkeypatch.setattr(export_mod.os, "replace", flaky)
     with pytest.raises(OSError, match="disk full"):
         model.export(path, verbose=False)
-    assert _tree(path) == before
+    assert file_tree(path) == before
     assert sorted(os.listdir(tmp_path)) == ["exported"]

@@ -13,6 +13,8 @@ import pytest
 
 from keras_priors import priors, zoo
 
+from harness import file_tree
+
 tf = pytest.importorskip("tensorflow")
 
 SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
@@ -57,16 +59,6 @@ def _dropped_and_kept_layers(model):
     kept = {layer.name for layer in model.inference_model().layers}
     everything = {layer.name for layer in model.network.layers}
     return everything - kept, kept
-
-
-def _tree(path):
-    out = {}
-    for root, _, files in os.walk(path):
-        for f in files:
-            full = os.path.join(root, f)
-            with open(full, "rb") as fh:
-                out[os.path.relpath(full, path)] = fh.read()
-    return out
 
 
 @pytest.mark.parity
@@ -172,12 +164,12 @@ def test_refuses_a_user_file_a_folder_and_a_link(tmp_path, format):
     folder.mkdir()
     link = tmp_path / ("link" + SUFFIX[format])
     link.symlink_to(user)
-    before = _tree(str(tmp_path))
+    before = file_tree(str(tmp_path))
     for target, what in ((user, "not a .* model written by keras_priors"), (folder, "a folder"),
                          (link, "a symbolic link")):
         with pytest.raises(FileExistsError, match=rf"filepath=.*{target.name}.*{what}.*overwrite"):
             model.export(str(target), format=format, verbose=False)
-    assert _tree(str(tmp_path)) == before and os.path.islink(link)
+    assert file_tree(str(tmp_path)) == before and os.path.islink(link)
     assert sorted(os.listdir(tmp_path)) == sorted([user.name, folder.name, link.name])
 
 
