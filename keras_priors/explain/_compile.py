@@ -106,3 +106,26 @@ def shared_functions(model, key) -> dict:
         store = {}
         object.__setattr__(model, SHARED_ATTR, store)  # not tracked by Keras: never saved with the model
     return store.setdefault(key, {})
+
+
+_FUSED: dict = {}
+
+
+def fused(fn):
+    """``fn`` as one XLA cluster on TensorFlow, ``fn`` itself on other backends.
+
+    For small kernels of many cheap ops (EigenCAM's power iteration): in a
+    ``tf.function`` graph without XLA each op is dispatched on its own, which
+    costs more than the arithmetic. Called inside an explainer's compiled
+    function, the result is a nested XLA function in its graph; called
+    eagerly, it compiles on first use. On JAX the explainer is already one
+    ``jax.jit``, and on torch ops run eagerly either way. One compiled
+    function per ``fn``, traced again only for new shapes.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return fn
+    if fn not in _FUSED:
+        import tensorflow as tf
+
+        _FUSED[fn] = tf.function(fn, jit_compile=True, reduce_retracing=True)
+    return _FUSED[fn]

@@ -248,13 +248,13 @@ def test_eigencam_with_more_channels_than_cells():
         np.testing.assert_allclose(maps, want, atol=1e-4)
 
 
-def _spectrum_matrices(ratios, n=24, seed=4):
-    """PSD (B, n, n) = Q diag(lambda) Q^T with lambda_1 = 10, lambda_2 = ratio * 10, the rest below half of it."""
+def _spectrum_matrices(ratios, n=24, seed=4, rest=0.5):
+    """PSD (B, n, n) = Q diag(lambda) Q^T with lambda_1 = 10, lambda_2 = ratio * 10, the rest below ``rest`` of it."""
     rng = np.random.default_rng(seed)
     mats, tops = [], []
     for r in ratios:
         q, _ = np.linalg.qr(rng.normal(size=(n, n)))
-        lam = np.concatenate([[10.0, 10.0 * r], rng.uniform(0, 10.0 * r * 0.5, size=n - 2)])
+        lam = np.concatenate([[10.0, 10.0 * r], rng.uniform(0, 10.0 * r * rest, size=n - 2)])
         mats.append((q * lam) @ q.T)
         tops.append(q[:, 0])
     return np.stack(mats).astype("float32"), np.stack(tops)
@@ -264,8 +264,9 @@ def _spectrum_matrices(ratios, n=24, seed=4):
 def test_top_eigenpair_by_power_iteration_matches_eigh(monkeypatch):
     from keras_priors.explain import eigen_cam
 
-    gram, top = _spectrum_matrices([0.3, 0.6, 0.8])
-    # lambda_2 / lambda_1 <= 0.8, the rest of the spectrum small: the certified power iteration answers alone.
+    gram, top = _spectrum_matrices([0.3, 0.6, 0.8, 0.89], n=64, rest=0.8)
+    # lambda_2 / lambda_1 <= 0.89 (a random conv net's last feature map), 62 more eigenvalues up to 0.8 lambda_2:
+    # the certified power iteration answers alone.
     # eigh is made to answer garbage, so the test fails if the batch fell back to it (both branches are traced
     # on JAX, so it cannot raise).
     monkeypatch.setattr(eigen_cam.ops, "eigh", lambda x: (keras.ops.zeros(x.shape[:-1]), keras.ops.zeros(x.shape)))
@@ -278,11 +279,58 @@ def test_top_eigenpair_by_power_iteration_matches_eigh(monkeypatch):
 def test_top_eigenpair_falls_back_to_eigh_on_a_near_degenerate_top():
     from keras_priors.explain import eigen_cam
 
-    # lambda_2 / lambda_1 = 0.99 in one image: (0.99)^8 = 0.92 > 0.5, not certified, so the batch takes eigh.
+    # lambda_2 / lambda_1 = 0.99 in one image: v is not provably within 1e-4 of v_1, so the batch takes eigh.
     gram, top = _spectrum_matrices([0.3, 0.99])
     value, vec = (keras.ops.convert_to_numpy(t) for t in eigen_cam.top_eigenpair(gram))
     np.testing.assert_allclose(value, 10.0, rtol=1e-5)
     np.testing.assert_allclose(np.abs(np.sum(vec * top, axis=1)), 1.0, atol=1e-5)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("n", [2, 7, 64, 300])
+def test_the_power_iteration_certifies_only_vectors_within_its_bound(n):
+    # Random spectra from well separated to degenerate: whatever the certificate accepts is within 1e-4 rad of
+    # v_1 (float64 eigh), and the well-separated cases are accepted, so the check is not vacuous.
+    from keras_priors.explain import eigen_cam
+
+    rng = np.random.default_rng(n)
+    ratios = np.concatenate([rng.uniform(0.0, 0.5, 6), rng.uniform(0.5, 1.0, 12), [1.0, 1.0 - 1e-6]])
+    accepted = []
+    for r in ratios:
+        gram, _ = _spectrum_matrices([r], n=n, seed=int(rng.integers(1 << 30)), rest=rng.uniform(0.1, 1.0))
+        rho, vec, ok = (keras.ops.convert_to_numpy(t) for t in eigen_cam._certified_power_iteration(gram))
+        if bool(ok):
+            true = np.linalg.eigh(gram[0].astype("float64"))[1][:, -1]
+            v = vec[0].astype("float64") / np.linalg.norm(vec[0].astype("float64"))
+            sine = np.linalg.norm(v - np.dot(v, true) * true)  # arccos(|cos|) loses precision near 0
+            assert sine <= 1e-4, (r, sine)
+        accepted.append(bool(ok))
+    assert all(accepted[:6]) and not accepted[-1] and not accepted[-2]
+
+
+@pytest.mark.parity
+def test_the_power_iteration_does_not_certify_a_flat_or_zero_spectrum():
+    from keras_priors.explain import eigen_cam
+
+    # 1000 equal eigenvalues: (1/n)^16 would underflow float32 without the rescaling; equal top eigenvalues have
+    # no v_1 to certify. A zero matrix (a dead feature map) has none either.
+    grams = np.stack([np.eye(1000, dtype="float32"), np.zeros((1000, 1000), "float32")])
+    *_, ok = eigen_cam._certified_power_iteration(grams)
+    assert not bool(keras.ops.convert_to_numpy(ok))
+    value, vec = (keras.ops.convert_to_numpy(t) for t in eigen_cam.top_eigenpair(grams[1:]))
+    assert np.all(np.isfinite(vec)) and float(value[0]) == 0.0
+
+
+def test_fused_is_one_xla_function_on_tensorflow_only():
+    from keras_priors.explain._compile import fused
+    from keras_priors.explain.eigen_cam import _certified_power_iteration
+
+    f = fused(_certified_power_iteration)
+    assert fused(_certified_power_iteration) is f  # compiled once per function
+    if keras.backend.backend() == "tensorflow":
+        assert getattr(f, "_jit_compile", None) is True
+    else:
+        assert f is _certified_power_iteration
 
 
 @pytest.mark.parity
