@@ -106,12 +106,7 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
     save_model_atomic(models[last], model_path)
     images_dir = write_example_images(test, os.path.join(out_dir, "images"))
     export_dir = os.path.join(out_dir, "exported")
-    exported = keras.backend.backend() in ("tensorflow", "jax")
-    if exported:
-        models[last].export(export_dir)
-    else:
-        print(f"A SavedModel is written from the TensorFlow or JAX backend, not {keras.backend.backend()!r}; "
-              f"skipped (from torch: model.export(path, format='onnx')).")
+    models[last].export(export_dir)  # from torch, written by a TensorFlow process (see PriorModel.export)
     table = format_table(results) + "\n\n" + worst_group_change(results, last)
     write_atomic(os.path.join(out_dir, "results.md"), table + "\n")
     write_atomic(os.path.join(out_dir, "results.json"), json.dumps(results, indent=2) + "\n")
@@ -120,7 +115,6 @@ def run_demo(out_dir: str = "keras_priors_demo", quick: bool = False, epochs: in
     print(f"Keras model: {model_path} ({last})")
     print(f"Explain it:  keras-priors explain --model {model_path} --images {images_dir} --method gradcam "
           f"--out {os.path.join(out_dir, 'explained')}")
-    if exported:
-        print(f"SavedModel:  {export_dir}")
+    print(f"SavedModel:  {export_dir}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(out_dir, 'logs')}")
     return results

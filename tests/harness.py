@@ -379,6 +379,29 @@ def assert_export_serves_the_classifier(model, images, directory):
     assert not [k for k in inference.output if "/" in k], list(inference.output)
 
 
+def serve_export(path, format, inputs):
+    """{output name: array} from the export, loaded by its runtime, on the named ``inputs``."""
+    if format == "tf_saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(path)
+        tensors = {k: tf.constant(v) for k, v in inputs.items()}
+        return {k: v.numpy() for k, v in {**loaded.serve(tensors), **loaded.cam(tensors)}.items()}
+    if format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        assert sorted(i.name for i in session.get_inputs()) == sorted(inputs)
+        names = [o.name for o in session.get_outputs()]
+        return dict(zip(names, session.run(names, inputs)))
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    assert list(interpreter.get_signature_list()) == ["serve"]
+    assert sorted(interpreter.get_signature_list()["serve"]["inputs"]) == sorted(inputs)
+    return interpreter.get_signature_runner("serve")(**inputs)
+
+
 def run_prior_test(
     prior_cls,
     init_kwargs: dict,

@@ -194,25 +194,36 @@ def test_export_cli_refuses_user_files_unless_overwrite(capsys, tmp_path):
     assert len(backups) == 1 and (tmp_path / backups[0] / "notes.txt").read_text() == "my notes"
 
 
-def test_export_cli_format_onnx(capsys, tmp_path):
-    pytest.importorskip("tf2onnx")
-    onnxruntime = pytest.importorskip("onnxruntime")
+@pytest.mark.parity
+@pytest.mark.parametrize("format", ["tf_saved_model", "onnx", "litert"])
+def test_export_cli_writes_each_format_from_this_backend(capsys, tmp_path, format):
+    # From every backend: in process where the backend writes the format, else through a TensorFlow process.
+    pytest.importorskip("tensorflow")
+    for name in {"onnx": ["tf2onnx", "onnx", "onnxruntime"], "litert": ["ai_edge_litert"]}.get(format, []):
+        pytest.importorskip(name)
+    import keras
     import numpy as np
 
     from keras_priors import zoo
 
+    from harness import serve_export
+
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3))
     model.save(str(tmp_path / "m.keras"))
-    one_line_error(capsys, main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m"),
-                                 "--format", "onnx"]), 1,
-                   "keras-priors export: error: Expected `filepath` to end with '.onnx' for format='onnx'")
-    assert main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.onnx"),
-                 "--format", "onnx"]) == 0
-    assert "outputs: logits, probabilities, cam, cam_upsampled" in capsys.readouterr().out
-    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    suffix = {"onnx": ".onnx", "litert": ".tflite"}.get(format, "")
+    if suffix:
+        one_line_error(capsys, main(["export", "--model", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m"),
+                                     "--format", format]), 1,
+                       f"keras-priors export: error: Expected `filepath` to end with '{suffix}' for format='{format}'")
+    out = str(tmp_path / ("exported" + suffix))
+    assert main(["export", "--model", str(tmp_path / "m.keras"), "--out", out, "--format", format]) == 0
+    assert f"Exported the classifier of 'resnet_tiny' to {out}" in capsys.readouterr().out
     x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
-    logits, = session.run(["logits"], {"image": x})
-    np.testing.assert_allclose(logits, np.asarray(model({"image": x})["logits"]), atol=1e-4, rtol=0)
+    served = serve_export(out, format, {"image": x})
+    np.testing.assert_allclose(served["logits"], keras.ops.convert_to_numpy(model({"image": x})["logits"]),
+                               atol=1e-4, rtol=0)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.keras", "exported" + suffix])
+
 
 def test_explain_prints_every_metric_with_unit_direction_and_legend(capsys, tmp_path):
     import numpy as np

@@ -166,11 +166,8 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     Returns:
         The absolute path of the SavedModel folder.
     """
-    if keras.backend.backend() == "torch":  # Keras' torch ExportArchive needs torch_xla (StableHLO); ours tracks layers
-        raise NotImplementedError(
-            "PriorModel.export: Expected the TensorFlow or JAX backend for format='tf_saved_model'. Received: "
-            "backend='torch'. From torch, export format='onnx'; or save with `model.save('m.keras')` and export "
-            "it from a TensorFlow or JAX process.")
+    if keras.backend.backend() not in _BACKENDS["tf_saved_model"]:
+        return _export_through_tensorflow(model, filepath, "tf_saved_model", verbose, overwrite)
     import tensorflow as tf
 
     filepath = os.path.abspath(os.fspath(filepath))
@@ -230,8 +227,9 @@ _LABEL = {"tf_saved_model": "TF SavedModel", "onnx": "ONNX", "litert": "LiteRT"}
 #: (plus onnxruntime and ai-edge-litert, which serve the files).
 _NEEDS = {("onnx", "tensorflow"): ("tensorflow", "tf2onnx", "onnx"), ("onnx", "torch"): ("torch", "onnx"),
           ("litert", "tensorflow"): ("tensorflow",)}
-#: The backends each format is written from (Keras's LiteRT export from torch needs litert-torch, its
-#: SavedModel export from torch needs torch_xla: neither is supported here).
+#: The backends that write each format in their own process. From the others (Keras's LiteRT export from
+#: torch needs litert-torch, its SavedModel export from torch torch_xla), a TensorFlow child process loads the
+#: model's ``.keras`` archive and writes it (:mod:`keras_priors.zoo._tf_export`).
 _BACKENDS = {"tf_saved_model": ("tensorflow", "jax"), "onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
 #: The key of the marker an ONNX (``metadata_props``) or LiteRT (model metadata) file of this library carries.
 FILE_MARKER = "keras_priors_export"
@@ -254,11 +252,15 @@ def export_model(model, filepath, format: str = "tf_saved_model", verbose: bool 
       .get_signature_runner("serve")(image=x)``.
 
     ``x`` is a float32 ``(batch, H, W, C)`` image in [0, 1], as the model
-    takes it; the batch size is free. The SavedModel is written from the
-    TensorFlow or JAX backend, ONNX from TensorFlow (tf2onnx) or torch
-    (``torch.onnx``), LiteRT from TensorFlow; another backend raises a
-    ``ValueError`` that names the backends that work. ONNX and LiteRT need the
-    ``export`` extra (``pip install "keras-priors[export]"``).
+    takes it; the batch size is free. Every format is written from every
+    backend. In process: the SavedModel from TensorFlow or JAX, ONNX from
+    TensorFlow (tf2onnx) or torch (``torch.onnx``), LiteRT from TensorFlow.
+    Otherwise (SavedModel and LiteRT from torch, ONNX and LiteRT from JAX) a
+    TensorFlow child process loads the model's ``.keras`` archive and writes
+    it (:mod:`keras_priors.zoo._tf_export`): TensorFlow must be installed, and
+    the classes of the model's priors and layers must live in importable
+    modules. ONNX and LiteRT need the ``export`` extra
+    (``pip install "keras-priors[export]"``).
 
     The file rules are those of the SavedModel: ``filepath`` may be new or an
     earlier export of this library in the same format (recognised by a marker
@@ -286,16 +288,10 @@ def export_model(model, filepath, format: str = "tf_saved_model", verbose: bool 
 
 
 def _require(format: str) -> None:
-    """Raise a clear error when ``format`` cannot be written here (backend, missing packages)."""
+    """Raise a clear error when a package that writes ``format`` on this backend is missing."""
     import importlib.util
 
     backend = keras.backend.backend()
-    if backend not in _BACKENDS[format]:
-        works = " or ".join(f"KERAS_BACKEND={b}" for b in _BACKENDS[format])
-        from_here = [f for f in FORMATS if backend in _BACKENDS[f]]
-        raise ValueError(f"Expected the {' or '.join(_BACKENDS[format])} backend to export format={format!r} "
-                         f"({works}). Received: backend {backend!r}, which exports "
-                         f"{', '.join(map(repr, from_here)) or 'none of the formats'}.")
     missing = [m for m in _NEEDS[format, backend] if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"Exporting format={format!r} needs the package(s) {', '.join(missing)}: "
@@ -459,6 +455,8 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
     if not filepath.endswith(suffix):
         raise ValueError(f"Expected `filepath` to end with {suffix!r} for format={format!r}. "
                          f"Received: filepath={filepath!r}")
+    if keras.backend.backend() not in _BACKENDS[format]:
+        return _export_through_tensorflow(model, filepath, format, verbose, overwrite)
     _require(format)
     _check_file_destination(filepath, format, bool(overwrite))  # fail before any work, with nothing touched
 
@@ -490,4 +488,38 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
     if verbose:
         print(f"Exported the classifier of {model.name!r} to {filepath} ({_LABEL[format]}; inputs: "
               f"{', '.join(specs)}; outputs: {', '.join(names)})")
+    return filepath
+
+
+def _export_through_tensorflow(model, filepath, format: str, verbose: bool, overwrite: bool) -> str:
+    """Write ``format`` from a backend that cannot write it itself, in a TensorFlow child process.
+
+    See :mod:`keras_priors.zoo._tf_export`. The same checks come first and the
+    same rules place the result: the destination is checked before any work,
+    the export is written into a private folder beside it and moved into place
+    when complete, and the private folder is removed whatever happens.
+    """
+    from keras_priors.zoo import _tf_export
+
+    filepath = os.path.abspath(os.fspath(filepath))
+    backend = keras.backend.backend()
+    if format == "tf_saved_model":
+        _check_destination(filepath, bool(overwrite))
+    else:
+        _check_file_destination(filepath, format, bool(overwrite))
+    modules = _tf_export.check_can_export(model, format, backend)
+    work = _tf_export.make_workdir(filepath)
+    try:
+        out = _tf_export.export_through_tensorflow(model, work, format, modules, verbose)
+        if format == "tf_saved_model":
+            aside = _swap_into_place(out, filepath, bool(overwrite))
+        else:
+            aside = _swap_file_into_place(out, filepath, format, bool(overwrite))
+    finally:
+        _tf_export.remove_workdir(work)
+    if aside:
+        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=3)
+    if verbose:
+        print(f"Exported the classifier of {model.name!r} to {filepath} ({_LABEL[format]}, written by TensorFlow "
+              f"from the {backend} model's .keras archive)")
     return filepath

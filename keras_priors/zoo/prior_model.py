@@ -86,6 +86,9 @@ class PriorModel(keras.Model):
         for prior in self.priors:
             for metric_name in prior.metric_names():
                 self.prior_metrics[metric_name] = keras.metrics.Mean(name=metric_name)
+        # Its weights are the network's, built when the network was: saving a model never called is complete
+        # (Keras warns "has not yet been built" otherwise), and so is an export from it.
+        self.built = bool(network.built)
 
     # === Forward ===
     def call(self, inputs, training=None):

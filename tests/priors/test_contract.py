@@ -75,6 +75,24 @@ def test_a_user_prior_builds_fits_exports_saves_and_reloads(tmp_path):
     assert np.isfinite(history["object_fraction_loss"][0])
 
 
+@pytest.mark.parity
+def test_a_user_prior_exports_through_a_tensorflow_process(tmp_path):
+    # What PriorModel.export does where the backend cannot write a format itself (SavedModel from torch): a
+    # TensorFlow child process loads the .keras archive, so it must import this module to find ObjectFraction.
+    tf = pytest.importorskip("tensorflow")
+    from keras_priors.zoo.export import _export_through_tensorflow
+
+    model = tiny_zoo_model([ObjectFraction()])
+    path = _export_through_tensorflow(model, str(tmp_path / "sm"), "tf_saved_model", verbose=False, overwrite=False)
+    loaded = tf.saved_model.load(path)
+    images = _batch()["image"]
+    served = loaded.serve({"image": tf.constant(images)})
+    assert sorted(served) == ["logits", "probabilities"]  # the training-only head is not served
+    np.testing.assert_allclose(served["logits"].numpy(), ops.convert_to_numpy(model({"image": images})["logits"]),
+                               atol=1e-4)
+    assert os.listdir(tmp_path) == ["sm"]
+
+
 def test_a_user_prior_missing_its_key_fails_before_the_first_step():
     model = tiny_zoo_model([ObjectFraction(mask="bird_mask")])
     model.compile(optimizer="adam")

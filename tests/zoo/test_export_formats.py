@@ -1,8 +1,9 @@
-"""ONNX and LiteRT export: served with onnxruntime and the LiteRT interpreter, compared with Keras.
+"""Every export format from every backend: served with TensorFlow, onnxruntime and the LiteRT interpreter.
 
 Each test skips only when the optional package it needs is absent (``pip install "keras-priors[export]"``).
-The ``parity`` tests also run on JAX and torch (``KERAS_BACKEND=torch pytest -m parity``): ONNX is written
-from TensorFlow and torch, LiteRT from TensorFlow; another backend must raise an error that names it.
+The ``parity`` tests also run on JAX and torch (``KERAS_BACKEND=torch pytest -m parity``). A backend writes
+some formats itself (``NATIVE``); the others are written by a TensorFlow child process from the model's
+``.keras`` archive (``keras_priors.zoo._tf_export``), and must serve the same numbers.
 """
 import json
 import os
@@ -13,45 +14,25 @@ import pytest
 
 from keras_priors import priors, zoo
 
-from harness import file_tree
+from harness import file_tree, serve_export
 
 tf = pytest.importorskip("tensorflow")
 
-SUFFIX = {"onnx": ".onnx", "litert": ".tflite"}
+SUFFIX = {"onnx": ".onnx", "litert": ".tflite", "tf_saved_model": ""}
 SERVED = ["cam", "cam_upsampled", "logits", "probabilities"]
+FORMATS = ["tf_saved_model", "onnx", "litert"]
 
-
-#: The backends each format is written from (what the error on any other backend names).
-WRITTEN_FROM = {"onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
+#: The backends that write each format themselves; from the others, TensorFlow writes it in a child process.
+NATIVE = {"tf_saved_model": ("tensorflow", "jax"), "onnx": ("tensorflow", "torch"), "litert": ("tensorflow",)}
 
 
 def _needs(format, serve=True):
-    """Skip unless this backend writes ``format`` and the packages that write (with ``serve``: load) it are here."""
+    """Skip unless the packages that write ``format`` from this backend (with ``serve``: load it) are here."""
     backend = keras.backend.backend()
-    if backend not in WRITTEN_FROM[format]:
-        pytest.skip(f"format={format!r} is not written from the {backend} backend (see "
-                    f"test_a_format_this_backend_cannot_write_names_the_backends_that_can)")
-    writer = {"tensorflow": ["tf2onnx", "onnx"], "torch": ["onnx"]}[backend]
-    for name in {"onnx": writer + (["onnxruntime"] if serve else []),
-                 "litert": ["ai_edge_litert"] if serve else []}[format]:
+    through_tf = backend not in NATIVE[format]
+    writer = {"onnx": ["tf2onnx", "onnx"] if through_tf or backend == "tensorflow" else ["onnx"]}.get(format, [])
+    for name in writer + ({"onnx": ["onnxruntime"], "litert": ["ai_edge_litert"]}.get(format, []) if serve else []):
         pytest.importorskip(name)
-
-
-def _serve(path, format, inputs):
-    """{output name: array} from the exported file, loaded by its runtime, on the named ``inputs``."""
-    if format == "onnx":
-        import onnxruntime
-
-        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        assert sorted(i.name for i in session.get_inputs()) == sorted(inputs)
-        names = [o.name for o in session.get_outputs()]
-        return dict(zip(names, session.run(names, inputs)))
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path)
-    assert list(interpreter.get_signature_list()) == ["serve"]
-    assert sorted(interpreter.get_signature_list()["serve"]["inputs"]) == sorted(inputs)
-    return interpreter.get_signature_runner("serve")(**inputs)
 
 
 def _dropped_and_kept_layers(model):
@@ -62,7 +43,7 @@ def _dropped_and_kept_layers(model):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("format", ["onnx", "litert"])
+@pytest.mark.parametrize("format", FORMATS)
 def test_export_serves_the_classifier_and_cam_like_keras(kakapo32, tmp_path, format):
     _needs(format)
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3),
@@ -73,7 +54,7 @@ def test_export_serves_the_classifier_and_cam_like_keras(kakapo32, tmp_path, for
     assert model.export(path, format=format, verbose=False) == path
     assert sorted(os.listdir(tmp_path)) == ["m" + SUFFIX[format]]  # no temporary file left behind
     images = np.asarray(kakapo32["image"][:5], "float32")  # a batch size the export never saw
-    served = _serve(path, format, {"image": images})
+    served = serve_export(path, format, {"image": images})
     assert sorted(served) == SERVED  # the training-only heads are not outputs
     expected = {k: keras.ops.convert_to_numpy(v) for k, v in model({"image": images}, training=False).items()}
     from keras_priors.explain.resize_cam import resize_cam
@@ -91,6 +72,13 @@ def _assert_no_weights_of_the_heads(model, path, format):
     dropped, kept = _dropped_and_kept_layers(model)
     n_kept = model.inference_model().count_params()
     n_heads = model.network.count_params() - n_kept
+    if format == "tf_saved_model":
+        # Variables, not folded constants: exactly the classifier's weights. (Their names carry no layer name
+        # when JAX wrote the SavedModel, through jax2tf.)
+        with open(os.path.join(path, "keras_priors_export.json")) as f:
+            assert json.load(f)["endpoints"] == ["serve", "cam"]
+        assert sum(int(np.prod(v.shape)) for v in tf.saved_model.load(path).variables) == n_kept < n_kept + n_heads
+        return
     if format == "onnx":
         import onnx
 
@@ -116,7 +104,7 @@ def _assert_no_weights_of_the_heads(model, path, format):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("format", ["onnx", "litert"])
+@pytest.mark.parametrize("format", FORMATS)
 def test_dual_input_export_takes_the_box(kakapo32, tmp_path, format):
     _needs(format)
     model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[priors.DualInput()])
@@ -124,29 +112,35 @@ def test_dual_input_export_takes_the_box(kakapo32, tmp_path, format):
     model.export(path, format=format, verbose=False)
     batch = {"image": np.asarray(kakapo32["image"][:3], "float32"),
              "part_box": np.asarray(kakapo32["part_box"][:3], "float32")}
-    served = _serve(path, format, batch)
+    served = serve_export(path, format, batch)
     np.testing.assert_allclose(served["logits"], keras.ops.convert_to_numpy(model(batch)["logits"]), atol=1e-4, rtol=0)
 
 
 @pytest.mark.parity
-def test_a_format_this_backend_cannot_write_names_the_backends_that_can(tmp_path):
-    backend = keras.backend.backend()
-    cannot = [f for f, backends in WRITTEN_FROM.items() if backend not in backends]
-    cannot += ["tf_saved_model"] if backend == "torch" else []
-    if not cannot:
-        pytest.skip(f"the {backend} backend writes every format")
+def test_through_tensorflow_checks_before_any_work_and_leaves_nothing_on_failure(tmp_path, monkeypatch):
+    # Called directly, the TensorFlow child path runs from every backend, TensorFlow included.
+    from keras_priors.zoo import _tf_export
+    from keras_priors.zoo.export import _export_through_tensorflow
+
     model = _tiny()
-    for format in cannot:
-        path = str(tmp_path / ("m" + SUFFIX.get(format, "")))
-        if format == "tf_saved_model":  # Keras's SavedModel export on torch needs torch_xla
-            with pytest.raises(NotImplementedError, match=r"TensorFlow or JAX backend.*backend='torch'.*'onnx'"):
-                model.export(path, format=format, verbose=False)
-        else:
-            works = " or ".join(WRITTEN_FROM[format])
-            with pytest.raises(ValueError, match=rf"Expected the {works} backend to export format='{format}'.*"
-                                                 rf"Received: backend '{backend}', which exports"):
-                model.export(path, format=format, verbose=False)
-        assert os.listdir(tmp_path) == []
+    user = tmp_path / "user.tflite"
+    user.write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="user.tflite"):
+        _export_through_tensorflow(model, str(user), "litert", verbose=False, overwrite=False)
+    monkeypatch.setattr(_tf_export.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match=r"format='onnx' from the \w+ backend writes it in a TensorFlow process.*"
+                                          r"tensorflow, tf2onnx, onnx"):
+        _export_through_tensorflow(model, str(tmp_path / "m.onnx"), "onnx", verbose=False, overwrite=False)
+    monkeypatch.undo()
+    # A class the child cannot import: refused before any work.
+    monkeypatch.setattr(_tf_export, "_modules_of", lambda m: {"__main__": None, "keras_priors.zoo.prior_model": None})
+    with pytest.raises(ValueError, match=r"importable modules.*Received: classes defined in __main__"):
+        _export_through_tensorflow(model, str(tmp_path / "sm"), "tf_saved_model", verbose=False, overwrite=False)
+    # The child fails (a module it cannot import): the error carries what it said; nothing is left behind.
+    monkeypatch.setattr(_tf_export, "_modules_of", lambda m: {"keras_priors_no_such_module": None})
+    with pytest.raises(RuntimeError, match=r"(?s)through TensorFlow failed.*keras_priors_no_such_module"):
+        _export_through_tensorflow(model, str(tmp_path / "sm"), "tf_saved_model", verbose=False, overwrite=False)
+    assert os.listdir(tmp_path) == ["user.tflite"] and user.read_bytes() == b"mine"
 
 
 # === The file rules: never delete a user's file ===
