@@ -209,12 +209,8 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # our temporary folder only
         raise
-    if aside:
-        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=2)
-    if verbose:
-        endpoints = "serve, cam" if has_cam else "serve"
-        print(f"Exported the classifier of {model.name!r} to {filepath} (endpoints: {endpoints})")
-    return filepath
+    endpoints = "serve, cam" if has_cam else "serve"
+    return _finished(model, filepath, aside, verbose, f"endpoints: {endpoints}")
 
 
 # === ONNX and LiteRT: one file each ===
@@ -483,12 +479,8 @@ def _export_file(model, filepath, format: str, verbose: bool = True, overwrite: 
         if os.path.lexists(tmp):
             os.unlink(tmp)  # our temporary file only
         raise
-    if aside:
-        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=3)
-    if verbose:
-        print(f"Exported the classifier of {model.name!r} to {filepath} ({_LABEL[format]}; inputs: "
-              f"{', '.join(specs)}; outputs: {', '.join(names)})")
-    return filepath
+    return _finished(model, filepath, aside, verbose,
+                     f"{_LABEL[format]}; inputs: {', '.join(specs)}; outputs: {', '.join(names)}")
 
 
 def _export_through_tensorflow(model, filepath, format: str, verbose: bool, overwrite: bool) -> str:
@@ -517,9 +509,14 @@ def _export_through_tensorflow(model, filepath, format: str, verbose: bool, over
             aside = _swap_file_into_place(out, filepath, format, bool(overwrite))
     finally:
         _tf_export.remove_workdir(work)
+    return _finished(model, filepath, aside, verbose,
+                     f"{_LABEL[format]}, written by TensorFlow from the {backend} model's .keras archive")
+
+
+def _finished(model, filepath: str, aside: str | None, verbose: bool, details: str) -> str:
+    """Warn where a user's entry was moved aside, say where the export went; return ``filepath``."""
     if aside:
-        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=3)
+        warnings.warn(f"overwrite=True: what was at {filepath} was moved to {aside} (not deleted).", stacklevel=4)
     if verbose:
-        print(f"Exported the classifier of {model.name!r} to {filepath} ({_LABEL[format]}, written by TensorFlow "
-              f"from the {backend} model's .keras archive)")
+        print(f"Exported the classifier of {model.name!r} to {filepath} ({details})")
     return filepath
