@@ -32,7 +32,10 @@ NEEDS = {"tf_saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "o
 
 
 def _modules_of(model) -> dict[str, str | None]:
-    """``{module: its file or None}`` for every class the model's config names that is not Keras's own.
+    """``{module: its file or None}`` for every registered class the model's config names outside Keras.
+
+    Importing them registers the classes (keras_priors', keras_hub's, a user's
+    priors and layers) before the child deserializes the model.
 
     The file lets the child load a module that is not importable by name
     (pytest's ``importlib`` import mode imports test modules that way).
@@ -44,7 +47,7 @@ def _modules_of(model) -> dict[str, str | None]:
     def walk(node):
         if isinstance(node, dict):
             module = node.get("module")
-            if isinstance(module, str) and node.get("registered_name") and not module.startswith("keras"):
+            if isinstance(module, str) and node.get("registered_name") and module.split(".")[0] != "keras":
                 found.add(module)
             for value in node.values():
                 walk(value)
@@ -74,7 +77,7 @@ def check_can_export(model, format: str, backend: str) -> dict[str, str | None]:
     return modules
 
 
-def export_through_tensorflow(model, workdir: str, format: str, modules: dict, verbose: bool) -> str:
+def export_through_tensorflow(model, workdir: str, format: str, modules: dict, backend: str, verbose: bool) -> str:
     """Write ``model`` in ``format`` to ``workdir/export`` from a TensorFlow child process; return that path."""
     keras_path = os.path.join(workdir, "model.keras")
     model.save(keras_path)
@@ -84,7 +87,7 @@ def export_through_tensorflow(model, workdir: str, format: str, modules: dict, v
     path = [p for p in sys.path if p and os.path.isdir(p)]
     env["PYTHONPATH"] = os.pathsep.join(path + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else path)
     if verbose:
-        print(f"Writing format={format!r} in a TensorFlow process (the {model_backend()} backend cannot write it "
+        print(f"Writing format={format!r} in a TensorFlow process (the {backend} backend cannot write it "
               f"itself)...", flush=True)
     result = subprocess.run([sys.executable, "-m", __name__, keras_path, out, format, json.dumps(modules)],
                             env=env, capture_output=True, text=True)
@@ -93,12 +96,6 @@ def export_through_tensorflow(model, workdir: str, format: str, modules: dict, v
         raise RuntimeError(f"Exporting format={format!r} through TensorFlow failed (exit status "
                            f"{result.returncode}); nothing was written. The TensorFlow process said:\n{tail}")
     return out
-
-
-def model_backend() -> str:
-    import keras
-
-    return keras.backend.backend()
 
 
 def main(argv) -> int:

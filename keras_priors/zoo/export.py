@@ -502,7 +502,7 @@ def _export_through_tensorflow(model, filepath, format: str, verbose: bool, over
     modules = _tf_export.check_can_export(model, format, backend)
     work = _tf_export.make_workdir(filepath)
     try:
-        out = _tf_export.export_through_tensorflow(model, work, format, modules, verbose)
+        out = _tf_export.export_through_tensorflow(model, work, format, modules, backend, verbose)
         if format == "tf_saved_model":
             aside = _swap_into_place(out, filepath, bool(overwrite))
         else:
