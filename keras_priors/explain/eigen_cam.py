@@ -17,7 +17,8 @@ class EigenCAM(BaseCAM):
     ``get_2d_projection`` does: without it the first component is mostly the
     mean) and projected on its first principal direction ``v_1`` (first row of
     ``V^T`` in its SVD, computed as the top eigenvector of the smaller Gram
-    matrix by :func:`top_eigenpair`). No gradients and no class: the map is the same for every target (``targets`` are accepted and ignored).
+    matrix by :func:`top_eigenpair`). No gradients and no class: the map is
+    the same for every target (``targets`` are accepted and ignored).
 
     The sign of a singular vector is arbitrary (pytorch-grad-cam keeps
     whatever LAPACK returns, so the same activations can give the inverted
