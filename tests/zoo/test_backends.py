@@ -53,12 +53,3 @@ def test_fit_mixed_precision_and_xla(kakapo32):
     history = model.fit({k: v for k, v in kakapo32.items()}, batch_size=16, epochs=1, verbose=0)
     for key in ("loss", "cam_suppression_loss", "mask_decoder_loss"):
         assert np.isfinite(history.history[key][0]), key
-
-
-@pytest.mark.parity
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="the torch backend's export error")
-def test_saved_model_export_on_torch_raises_naming_the_backend(tmp_path):
-    model = zoo.build("resnet_tiny", num_classes=2, input_shape=(32, 32, 3), priors=[])
-    with pytest.raises(NotImplementedError, match="backend='torch'"):
-        model.export(str(tmp_path / "exported"), verbose=False)
-    assert not (tmp_path / "exported").exists()
