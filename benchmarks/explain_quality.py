@@ -131,7 +131,7 @@ def main():
     acc = {"test (random swatch)": accuracy(classifier, test), "test (label swatch)": accuracy(classifier, test_shortcut)}
     print("Accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
 
-    x, y = test["image"], test["label"]
+    x = test["image"]
     # Explain the predicted class (the convention of AD/IC: the class the model gives).
     targets = np.argmax(classifier.predict(x, batch_size=256, verbose=0), -1).astype(np.int32)
     print(f"L-CAM: training the attention module ({lcam_epochs} epochs, classifier frozen):", flush=True)

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
                  f"target <= 1 s: {'OK' if rf_s <= 1 else 'SLOW'}; model build {build_s:.1f} s "
                  f"(not timed); {last.name}: RF {last.size[0]}, stride {last.stride[0]}, "
                  f"padding {last.padding[0]}"))
-    del big
+    big = None  # free it before the next model
     keras.backend.clear_session()
 
     n, px = (4, 128) if args.quick else (16, 224)

@@ -205,7 +205,6 @@ def _cmd_explain(args):
         raise CLIError(f"--images: Expected an image file or a folder of images. Received: {args.images!r}, no such file or folder")
     _existing_out_dir(args.out)
     _import_frameworks(args)
-    import numpy as np
     import tensorflow as tf
 
     from keras_priors._atomic import write_atomic

@@ -39,4 +39,5 @@ __all__ = [
     "preview_kakapo",
     "read_cub_annotations",
     "read_idx",
+    "render_grid",
 ]

@@ -168,8 +168,6 @@ def export_saved_model(model, filepath: str, verbose: bool = True, overwrite: bo
     """
     if keras.backend.backend() not in _BACKENDS["tf_saved_model"]:
         return _export_through_tensorflow(model, filepath, "tf_saved_model", verbose, overwrite)
-    import tensorflow as tf
-
     filepath = os.path.abspath(os.fspath(filepath))
     _check_destination(filepath, bool(overwrite))  # fail before any work, with nothing touched
 

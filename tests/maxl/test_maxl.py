@@ -1,5 +1,4 @@
 import os
-import tempfile
 
 import keras
 import numpy as np

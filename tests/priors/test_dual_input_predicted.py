@@ -1,6 +1,5 @@
 """DualInput with a predicted box (locate, then zoom) and the oracle box of 0.1."""
 
-import os
 
 import keras
 import numpy as np

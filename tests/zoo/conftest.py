@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from keras_priors.data.kakapo import make_kakapo
