@@ -19,6 +19,9 @@ once per channel). About 2-3 minutes on 2 CPU cores. ``--model resnet_tiny``
 explains the zoo's resnet_tiny classifier (its default layer, the feature map
 its head reads) instead of the 3-conv model; tf-keras-vis then does not run.
 
+One row times EigenCAM's own work (centring, Gram matrix, top eigenvector,
+projection) on a given feature map, compiled; with the forward pass it is the
+floor of any EigenCAM, printed as a ratio to Grad-CAM after the targets.
 Two profiling rows explain the Score-CAM ratio: the masked forward passes
 alone (B x K images through a compiled forward, ``batch_size`` at a time), the
 floor of any Score-CAM on this model, and ``model.predict`` on those same
@@ -52,6 +55,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_priors.explain import CAM, LCAM, get_explainer  # noqa: E402
+from keras_priors.explain._compile import compile_function  # noqa: E402
 
 SLOW_BASE = "forward (compiled), timed with Score-CAM"
 TKV = {"Grad-CAM": "tkv Grad-CAM", "Grad-CAM++": "tkv Grad-CAM++", "Score-CAM (all channels)": "tkv Score-CAM"}
@@ -74,6 +78,7 @@ TARGETS = [
 #: Timed with the slow rows, so compared with Grad-CAM by the ratio of the medians (not paired), no target.
 UNPAIRED = [("Ablation-CAM", "Grad-CAM"), ("Score-CAM (all channels)", "Grad-CAM")]
 FLOOR = "profile: B*K masked forwards (compiled)"
+EIGEN_FLOOR = "EigenCAM's projection alone, on given features (compiled)"
 
 
 def build_model(size, classes):
@@ -196,6 +201,12 @@ def main():
         "forward (eager model(x))": lambda: keras.ops.convert_to_numpy(model(x, training=False)),
     }
     steps.update({name: (lambda ex=ex: ex(x, targets)) for name, ex in explainers.items()})
+    # EigenCAM's own work on a given feature map (centring, Gram matrix, top eigenvector, projection),
+    # compiled: with the forward pass, the floor of any EigenCAM on this model (timed with the fast rows).
+    eigen = explainers["EigenCAM"]
+    feats = keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(eigen.runner.features(x)))
+    projection = compile_function(lambda a: eigen.get_cam_image(None, None, a, None), [])
+    steps[EIGEN_FLOOR] = lambda: keras.ops.convert_to_numpy(projection(feats))
     # Chunks converted to tensors beforehand: only the forward passes are timed (the floor of any Score-CAM).
     masked_chunks = [keras.ops.convert_to_tensor(masked[i:i + score_cam_batch])
                      for i in range(0, len(masked), score_cam_batch)]
@@ -266,6 +277,13 @@ def main():
         if name in per_round and ref in per_round:
             r = quantiles(per_round[name])[1] / quantiles(per_round[ref])[1]
             print(f"- {name} / {ref}: {r:.1f} (ratio of medians, timed in different groups; no target)")
+    if EIGEN_FLOOR in per_round:
+        # Any EigenCAM runs the forward pass and this projection; paired within each round.
+        floor = [(f + p) / g for f, p, g in zip(per_round["forward (compiled)"], per_round[EIGEN_FLOOR],
+                                                per_round["Grad-CAM"])]
+        print(f"- EigenCAM floor: the compiled forward plus EigenCAM's projection alone take "
+              f"{quantiles(floor)[1]:.2f}x Grad-CAM's time (no resize, no normalisation): an EigenCAM on this "
+              f"model and machine cannot be much below that ratio")
     if FLOOR in per_round and "tkv Score-CAM" in per_round:
         # Any Score-CAM has to run the B x K masked images through the model: with nothing else to do, it
         # could at best reach this multiple of tf-keras-vis's throughput on this model and machine.
