@@ -19,8 +19,8 @@ import time
 BACKENDS = ("tensorflow", "jax")
 
 
-def select_backend(argv=None) -> str | None:
-    """Honour ``--backend NAME`` by setting ``KERAS_BACKEND`` before Keras is imported.
+def select_backend(argv=None, allowed=BACKENDS) -> str | None:
+    """Honour ``--backend NAME`` (one of ``allowed``) by setting ``KERAS_BACKEND`` before Keras is imported.
 
     Must run before ``import keras``. Returns the backend asked for, or None.
     """
@@ -32,8 +32,8 @@ def select_backend(argv=None) -> str | None:
         elif arg.startswith("--backend="):
             value = arg.split("=", 1)[1]
         if value is not None:
-            if value not in BACKENDS:
-                raise SystemExit(f"Expected --backend one of {BACKENDS}. Received: --backend={value}")
+            if value not in allowed:
+                raise SystemExit(f"Expected --backend one of {allowed}. Received: --backend={value}")
             if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != value:
                 raise SystemExit("--backend must be handled before keras is imported")
             os.environ["KERAS_BACKEND"] = value

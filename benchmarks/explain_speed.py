@@ -1,6 +1,6 @@
 """Speed of keras_priors.explain on one model, batch and machine, in one run.
 
-    python benchmarks/explain_speed.py [--quick] [--backend tensorflow|jax] [--jit-compile]
+    python benchmarks/explain_speed.py [--quick] [--backend tensorflow|jax|torch] [--jit-compile]
         [--model conv3|resnet_tiny] [--batch N] [--size N]
 
 Times our CAM, L-CAM (inference), Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM,
@@ -49,7 +49,7 @@ from _common import (  # noqa: E402
     select_backend,
 )
 
-select_backend()
+select_backend(allowed=("tensorflow", "jax", "torch"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -106,6 +106,14 @@ def compiled_forward(model, jit_compile=False):
         return lambda x: np.asarray(fn([v.value for v in model.trainable_variables],
                                        [v.value for v in model.non_trainable_variables],
                                        keras.ops.convert_to_tensor(x)))
+    if keras.backend.backend() == "torch":  # eager, as the explainers run on torch; no autograd graph kept
+        import torch
+
+        def forward(x):
+            with torch.no_grad():
+                return keras.ops.convert_to_numpy(model(keras.ops.convert_to_tensor(x), training=False))
+
+        return forward
     import tensorflow as tf
 
     spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), "float32")
@@ -146,7 +154,8 @@ def tf_keras_vis_steps(model, x, targets, score_cam_batch, channels, model_name=
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small input and batch, few rounds (a smoke test)")
-    parser.add_argument("--backend", choices=["tensorflow", "jax"], default=None)
+    parser.add_argument("--backend", choices=["tensorflow", "jax", "torch"], default=None,
+                        help="torch: explainers and the forward run eagerly (nothing is compiled on torch)")
     parser.add_argument("--jit-compile", action="store_true", help="TF: compile our explainers with XLA")
     parser.add_argument("--rounds", type=int, default=None, help="rounds for the fast methods (default 10)")
     parser.add_argument("--calls", type=int, default=5, help="calls per round for the fast methods")
@@ -254,8 +263,9 @@ def main():
 
     print("## keras_priors.explain speed\n")
     print("\n".join(machine_lines(load_at_start)))
-    print(f"- tf-keras-vis {tkv_version or 'not run'}; our explainers compiled"
-          f"{' with XLA' if args.jit_compile else ''} ({keras.backend.backend()}), built once")
+    how = ("run eagerly, as the forward rows (torch: nothing is compiled)" if keras.backend.backend() == "torch"
+           else f"compiled{' with XLA' if args.jit_compile else ''} ({keras.backend.backend()})")
+    print(f"- tf-keras-vis {tkv_version or 'not run'}; our explainers {how}, built once")
     described = (f"3 conv layers (16/32/64 ch) + GAP + Dense({classes})" if args.model == "conv3"
                  else f"zoo resnet_tiny classifier ({classes} classes)")
     where = f"on {'/'.join(explainers['Grad-CAM'].path)} ({channels} channels)"

@@ -40,6 +40,22 @@ def can_compile() -> bool:
     return keras.backend.backend() in ("tensorflow", "jax")
 
 
+def no_grad():
+    """A context in which eager ops record no gradient tape: ``torch.no_grad()`` on torch, nothing elsewhere.
+
+    Explainers run eagerly on torch; their forward passes need no autograd
+    graph (the gradient explainers re-enable it for the head alone, from a
+    detached feature map), which costs time and memory.
+    """
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
 def compile_function(fn, variables, jit_compile: bool = False, signature=None):
     """A compiled version of ``fn(*tensors) -> nest of tensors`` that reads ``variables``.
 

@@ -310,8 +310,20 @@ class GraphRunner:
     # === Evaluation ===
     def _run(self, fn, input_thunks, outputs, path, target_fn, linearize):
         """Evaluate ``outputs`` of graph ``fn`` lazily. ``target_fn(thunk)`` replaces the target layer."""
+        value = self._evaluator(fn, input_thunks, path, target_fn, linearize)
+        return [value(kt) for kt in outputs]
+
+    def _evaluator(self, fn, input_thunks, path, target_fn, linearize):
+        """``value(kt)``: graph tensor ``kt`` of ``fn``, computing only what it needs, each node once.
+
+        A nested model on the path is evaluated the same way, output by output:
+        asking for one of its outputs does not compute the others (a backbone's
+        other pyramid levels, upstream of the target layer, stay uncomputed
+        when only the head's input is asked for).
+        """
         cache = {}
         inputs = {id(kt): thunk for kt, thunk in zip(fn.inputs, input_thunks)}
+        nested = {}  # id(node) -> (sub-graph, its evaluator), for a model on the path
 
         def value(kt):
             key = id(kt)
@@ -324,16 +336,20 @@ class GraphRunner:
             node = op._inbound_nodes[node_index]
             on_path = path and op.name == path[0] and op in fn.layers
 
+            if on_path and len(path) > 1:
+                if id(node) not in nested:
+                    sub_fn = functional_graph(op)
+                    thunks = [(lambda t=t: value(t)) for t in node.arguments.keras_tensors]
+                    nested[id(node)] = sub_fn, self._evaluator(sub_fn, thunks, path[1:], target_fn, None)
+                sub_fn, sub_value = nested[id(node)]
+                index = next(i for i, t in enumerate(node.outputs) if t is kt)
+                cache[key] = sub_value(list(sub_fn.outputs)[index])
+                return cache[key]
+
             def compute():
                 kwargs_extra = {}
                 if getattr(op, "_call_has_training_arg", False):
                     kwargs_extra["training"] = False
-                if on_path and len(path) > 1:
-                    sub_fn = functional_graph(op)
-                    arg_kts = node.arguments.keras_tensors
-                    thunks = [(lambda t=t: value(t)) for t in arg_kts]
-                    outs = self._run(sub_fn, thunks, list(sub_fn.outputs), path[1:], target_fn, None)
-                    return outs if len(outs) > 1 else outs[0]
                 for t in node.arguments.keras_tensors:
                     value(t)
                 args, kwargs = node.arguments.fill_in(cache)
@@ -355,7 +371,7 @@ class GraphRunner:
                 cache[id(t)] = r
             return cache[key]
 
-        return [value(kt) for kt in outputs]
+        return value
 
     def features(self, images):
         """The target layer's output for ``images`` (evaluates only what it needs)."""

@@ -173,7 +173,8 @@ class BaseCAM:
         """
         images, targets = self._check(images, targets)
         if self.run_eagerly or not _compile.can_compile():
-            raw = self.raw_maps(images, targets)
+            with _compile.no_grad():
+                raw = self.raw_maps(images, targets)
             return self.postprocess(raw, images.shape[1:3])
         return self.compiled_maps(images, targets)
 

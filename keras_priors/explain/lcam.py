@@ -214,7 +214,9 @@ class LCAM(BaseCAM):
         images = check_images(images, getattr(self.model, "input_shape", None))
         targets = check_targets(targets, images.shape[0], self.num_classes)
         if self.run_eagerly or not _compile.can_compile():
-            return normalize_maps(resize_cam(self.raw_maps(images, targets), images.shape[1:3]))
+            with _compile.no_grad():
+                raw = self.raw_maps(images, targets)
+            return normalize_maps(resize_cam(raw, images.shape[1:3]))
         if not self.trainer.attention.built:
             self.trainer(ops.convert_to_tensor(images[:1]))  # create the attention weights outside the trace
         return self.compiled_maps(images, targets)
