@@ -8,10 +8,11 @@ import time
 SCRIPT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "gpu_throughput.py"))
 
 
-def run(env_extra, timeout=120):
+def run(env_extra, timeout=120, args=()):
     env = {**os.environ, **env_extra}
     t0 = time.perf_counter()
-    result = subprocess.run([sys.executable, SCRIPT], env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([sys.executable, SCRIPT, *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
     return result, time.perf_counter() - t0
 
 
@@ -31,3 +32,18 @@ def test_missing_jax_prints_no_gpu_and_exits_0(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("No GPU found: jax is not installed (jax blocked for this test)")
     assert "images/s" not in result.stdout
+
+
+def test_the_training_path_runs_without_tensorflow(tmp_path):
+    # The GPU machine has JAX and no TensorFlow: the whole path (zoo build, CAMSuppression, train_on_batch,
+    # the table) must not need it. Checked on CPU with TensorFlow made unimportable, at a tiny size.
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('tensorflow blocked for this test')\n")
+    result, _ = run({"PYTHONPATH": str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                     "JAX_PLATFORMS": "cpu"}, timeout=600,
+                    args=["--allow-cpu", "--batch-size", "2", "--image-size", "32", "--rounds", "1", "--steps", "1",
+                          "--warmup", "1"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| resnet50 | 32 | CAMSuppression | cpu (code-path check" in result.stdout, result.stdout[-2000:]
+    assert "Targets: not evaluated (no GPU)" in result.stdout
