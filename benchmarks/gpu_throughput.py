@@ -18,6 +18,21 @@ costing <= 1.05x step time. The table says whether each was met.
 Without a GPU visible to JAX (``jax`` not installed, or ``jax.devices()``
 has no GPU) the script prints that no GPU was found and exits 0 without
 measuring anything: it never reports CPU numbers as GPU numbers.
+
+On this project's GPU machine (Python 3.12, JAX, no TensorFlow, no package
+index; ``tests/benchmarks/test_gpu_throughput.py`` checks the path runs
+without TensorFlow), Keras and its two dependencies missing there travel as
+wheels. Once, in the repository root here::
+
+    echo /.whl/ >> .git/info/exclude
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .whl keras==3.15.1 namex optree
+
+then one device ``run`` with ``carry=[".whl"]``::
+
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 && python3 benchmarks/gpu_throughput.py
 """
 
 from __future__ import annotations
