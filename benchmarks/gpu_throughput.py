@@ -1,4 +1,4 @@
-"""GPU training throughput of ResNet-50 at 224 px, JAX, bf16, without and with the CAM prior (issue 16 item 6).
+r"""GPU training throughput of ResNet-50 at 224 px, JAX, bf16, without and with the CAM prior (issue 16 item 6).
 
     python benchmarks/gpu_throughput.py [--batch-size 256] [--rounds 10] [--steps 5]
 
