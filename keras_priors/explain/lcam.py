@@ -10,9 +10,6 @@ from keras import ops
 
 from keras_priors.explain import _compile, _graph
 from keras_priors.explain._utils import (
-    check_images,
-    check_targets,
-    normalize_maps,
     normalize_maps_tensor,
 )
 from keras_priors.explain.resize_cam import resize_cam
@@ -210,16 +207,10 @@ class LCAM(BaseCAM):
         c = np.asarray(ops.convert_to_numpy(ops.cast(c, "float32")))
         return c[np.arange(len(images)), :, :, targets]
 
-    def __call__(self, images, targets=None) -> np.ndarray:
-        images = check_images(images, getattr(self.model, "input_shape", None))
-        targets = check_targets(targets, images.shape[0], self.num_classes)
-        if self.run_eagerly or not _compile.can_compile():
-            with _compile.no_grad():
-                raw = self.raw_maps(images, targets)
-            return normalize_maps(resize_cam(raw, images.shape[1:3]))
+    def compiled_maps(self, images, targets) -> np.ndarray:
         if not self.trainer.attention.built:
             self.trainer(ops.convert_to_tensor(images[:1]))  # create the attention weights outside the trace
-        return self.compiled_maps(images, targets)
+        return super().compiled_maps(images, targets)
 
     def _variables(self):
         return _compile.unique_variables(self.model, self.trainer)
