@@ -27,10 +27,6 @@ import subprocess
 import sys
 import tempfile
 
-#: What writing each format in the child imports, besides Keras and keras_priors.
-NEEDS = {"tf_saved_model": ("tensorflow",), "onnx": ("tensorflow", "tf2onnx", "onnx"), "litert": ("tensorflow",)}
-
-
 def _modules_of(model) -> dict[str, str | None]:
     """``{module: its file or None}`` for every registered class the model's config names outside Keras.
 
@@ -60,9 +56,12 @@ def _modules_of(model) -> dict[str, str | None]:
     return {name: getattr(sys.modules.get(name), "__file__", None) for name in sorted(found)}
 
 
-def check_can_export(model, format: str, backend: str) -> dict[str, str | None]:
-    """The modules the child must import; raise before any work if the child could not load or write the model."""
-    missing = [m for m in NEEDS[format] if importlib.util.find_spec(m) is None]
+def check_can_export(model, format: str, backend: str, needs) -> dict[str, str | None]:
+    """The modules the child must import; raise before any work if the child could not load or write the model.
+
+    ``needs``: the packages the child imports to write ``format`` on TensorFlow.
+    """
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(
             f"Exporting format={format!r} from the {backend} backend writes it in a TensorFlow process, which "

@@ -497,7 +497,8 @@ def _export_through_tensorflow(model, filepath, format: str, verbose: bool, over
         _check_destination(filepath, bool(overwrite))
     else:
         _check_file_destination(filepath, format, bool(overwrite))
-    modules = _tf_export.check_can_export(model, format, backend)
+    needs = _NEEDS.get((format, "tensorflow"), ("tensorflow",))  # what TensorFlow writes the format with
+    modules = _tf_export.check_can_export(model, format, backend, needs)
     work = _tf_export.make_workdir(filepath)
     try:
         out = _tf_export.export_through_tensorflow(model, work, format, modules, backend, verbose)
