@@ -287,10 +287,13 @@ def test_top_eigenpair_falls_back_to_eigh_on_a_near_degenerate_top():
 
 
 @pytest.mark.parity
+@pytest.mark.parametrize("stage", ["first", "both"])
 @pytest.mark.parametrize("n", [2, 7, 64, 300])
-def test_the_power_iteration_certifies_only_vectors_within_its_bound(n):
+def test_the_power_iteration_certifies_only_vectors_within_its_bound(n, stage):
     # Random spectra from well separated to degenerate: whatever the certificate accepts is within 1e-4 rad of
-    # v_1 (float64 eigh), and the well-separated cases are accepted, so the check is not vacuous.
+    # v_1 (float64 eigh), and the well-separated cases are accepted, so the check is not vacuous. The first
+    # stage's certificate (G^2) on its own, and the whole iteration (the second stage's, G^8, where the first
+    # is not certified).
     from keras_priors.explain import eigen_cam
 
     rng = np.random.default_rng(n)
@@ -298,7 +301,11 @@ def test_the_power_iteration_certifies_only_vectors_within_its_bound(n):
     accepted = []
     for r in ratios:
         gram, _ = _spectrum_matrices([r], n=n, seed=int(rng.integers(1 << 30)), rest=rng.uniform(0.1, 1.0))
-        rho, vec, ok = (keras.ops.convert_to_numpy(t) for t in eigen_cam._certified_power_iteration(gram))
+        if stage == "first":
+            result = eigen_cam._power_stage(gram, *eigen_cam._first_power(gram), 4)
+        else:
+            result = eigen_cam._certified_power_iteration(gram)
+        rho, vec, ok = (keras.ops.convert_to_numpy(t) for t in result)
         if bool(ok):
             true = np.linalg.eigh(gram[0].astype("float64"))[1][:, -1]
             v = vec[0].astype("float64") / np.linalg.norm(vec[0].astype("float64"))
@@ -331,6 +338,36 @@ def test_fused_is_one_xla_function_on_tensorflow_only():
         assert getattr(f, "_jit_compile", None) is True
     else:
         assert f is _certified_power_iteration
+
+
+def _centred_spectrum_maps(spectra, seed=7):
+    """(B, SIZE, SIZE, CH) feature maps whose centred cells x channels matrix has the eigenvalues ``spectra[b]``
+    (of its channels' Gram matrix), each channel shifted by a random offset that the centring removes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for lam in spectra:
+        u = rng.normal(size=(SIZE * SIZE, CH))
+        u, _ = np.linalg.qr(u - u.mean(axis=0))  # orthonormal columns, each of mean 0
+        v, _ = np.linalg.qr(rng.normal(size=(CH, CH)))
+        out.append(((u * np.sqrt(lam)) @ v.T + rng.normal(size=CH)).reshape(SIZE, SIZE, CH))
+    return np.stack(out).astype("float32")
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("second", [0.3, 0.8, 0.97])
+def test_eigencam_maps_again_from_the_features_where_the_power_iteration_is_not_certified(second):
+    # lambda_2 / lambda_1 = 0.3 in both images: the power iteration's first stage is certified; 0.8 in one
+    # image: its second stage; both in one compiled call. 0.97: not certified, so the compiled call's features
+    # are mapped again by the whole top_eigenpair (eigh). The map is the SVD definition in every case.
+    from keras_priors.explain import _compile
+
+    x = _centred_spectrum_maps([[10.0, 3.0, 1.0, 0.5], [10.0, 10.0 * second, 1.0, 0.5]])
+    ex = EigenCAM(linear_head_model())
+    want = expected(_eigen_reference(x))
+    np.testing.assert_allclose(ex(x), want, atol=1e-4)
+    np.testing.assert_allclose(EigenCAM(linear_head_model(), run_eagerly=True)(x), want, atol=1e-4)
+    if _compile.can_compile():
+        assert (("maps_from_features", (SIZE, SIZE)) in ex._compiled) == (second > 0.9)
 
 
 @pytest.mark.parity

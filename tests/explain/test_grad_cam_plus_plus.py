@@ -81,7 +81,7 @@ def test_gradcam_plus_plus_positive_where_evidence_is():
     x[0, :, :, 1] = 0.5
     ex = GradCAMPlusPlus(model)
     acts, grads, _ = ex.activations_and_grads(x, np.array([0]))
-    w = ex.get_cam_weights(x, np.array([0]), acts, grads)
+    w = keras.ops.convert_to_numpy(ex.get_cam_weights(x, np.array([0]), acts, grads))  # a tensor on torch
     assert w[0, 0] > 0 and np.all(w[0, 1:] == 0)  # negative gradients get no weight
     m = ex(x, targets=0)[0]
     assert m[:, :3].min() > 0.9 and m[:, 5:].max() < 1e-6
