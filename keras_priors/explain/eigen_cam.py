@@ -29,7 +29,8 @@ class EigenCAM(BaseCAM):
     map, whose relu keeps the background). Here it is fixed as scikit-learn's
     PCA fixes it (``svd_flip``): the projection's value of largest magnitude
     is positive (at an exact tie, the positive one), i.e. the cell furthest
-    from the mean along ``v_1`` is the peak of the map. This makes the map the same on every backend.
+    from the mean along ``v_1`` is the peak of the map. This makes the map
+    the same on every backend.
 
     Args:
         model: a functional/Sequential Keras classifier.
@@ -198,7 +199,9 @@ def _certified_power_iteration(gram):
 def _first_power(gram):
     """``(M, log c)`` with ``G^2 = c M`` and ``trace M = 1``: ``c = s^2 trace((G / s)^2)``, ``s = trace G``.
 
-    ``M``'s eigenvalues lie in ``[1/n^2, 1]``, so the squarings and squares after it do not underflow float32.
+    ``M``'s eigenvalues lie in ``[0, 1]`` and its largest is at least ``1/n``, so neither the certificate's squares
+    nor the second stage's two squarings (largest eigenvalue at least ``n^-4`` before it is rescaled to trace 1)
+    underflow float32 for any ``n`` that fits in memory.
     """
     scale = ops.maximum(_trace(gram), _TINY)
     m, log_trace = _squared(gram / scale[:, None, None], 1)
