@@ -21,7 +21,7 @@ its head reads) instead of the 3-conv model; tf-keras-vis then does not run.
 
 One row times EigenCAM's own work (centring, Gram matrix, top eigenvector by
 its certified power iteration, projection) on a given feature map, compiled; with the forward pass it is the
-floor of any EigenCAM, printed as a ratio to Grad-CAM after the targets.
+floor of our EigenCAM, printed as a ratio to Grad-CAM after the targets.
 Two profiling rows explain the Score-CAM ratio: the masked forward passes
 alone (B x K images through a compiled forward, ``batch_size`` at a time), the
 floor of any Score-CAM on this model, and ``model.predict`` on those same
@@ -211,7 +211,7 @@ def main():
     }
     steps.update({name: (lambda ex=ex: ex(x, targets)) for name, ex in explainers.items()})
     # EigenCAM's own work on a given feature map (centring, Gram matrix, power iteration, projection),
-    # compiled: with the forward pass, the floor of any EigenCAM on this model (timed with the fast rows).
+    # compiled: with the forward pass, the floor of our EigenCAM on this model (timed with the fast rows).
     eigen = explainers["EigenCAM"]
     feats = keras.ops.convert_to_tensor(keras.ops.convert_to_numpy(eigen.runner.features(x)))
     projection = compile_function(lambda a: eigen.projection(a, power_only=True)[0], [])
@@ -288,12 +288,12 @@ def main():
             r = quantiles(per_round[name])[1] / quantiles(per_round[ref])[1]
             print(f"- {name} / {ref}: {r:.1f} (ratio of medians, timed in different groups; no target)")
     if EIGEN_FLOOR in per_round:
-        # Any EigenCAM runs the forward pass and this projection; paired within each round.
+        # Our EigenCAM runs the forward pass and this projection; paired within each round.
         floor = [(f + p) / g for f, p, g in zip(per_round["forward (compiled)"], per_round[EIGEN_FLOOR],
                                                 per_round["Grad-CAM"])]
         print(f"- EigenCAM floor: the compiled forward plus EigenCAM's projection alone take "
-              f"{quantiles(floor)[1]:.2f}x Grad-CAM's time (no resize, no normalisation): an EigenCAM on this "
-              f"model and machine cannot be much below that ratio")
+              f"{quantiles(floor)[1]:.2f}x Grad-CAM's time (no resize, no normalisation; a call of its own): "
+              f"our EigenCAM on this model and machine cannot be much below that ratio")
     if FLOOR in per_round and "tkv Score-CAM" in per_round:
         # Any Score-CAM has to run the B x K masked images through the model: with nothing else to do, it
         # could at best reach this multiple of tf-keras-vis's throughput on this model and machine.
