@@ -568,9 +568,9 @@ def format_markdown(agg: dict, targets: list[dict], meta: dict) -> str:
                 + (", deterministic kernels" if meta.get("deterministic") else "") + ")"
                 if "wall_minutes" in meta else "")
              + ").",
-             "Model: `resnet_tiny` (about 80k parameters) trained from scratch with Adam (learning rate 5e-3, cosine decay "
-             "to 0 over the run), except in the `decoy_mlp` peer study (Ross et al.'s MLP and recipe: Adam 1e-3, "
-             "constant, batch 256, 64 epochs); every configuration "
+             "Model: `resnet_tiny` (about 80k parameters) trained from scratch with Adam (learning rate 5e-3, "
+             "cosine decay to 0 over the run), except in the `decoy_mlp` peer study (Ross et al.'s MLP and recipe: "
+             "Adam 1e-3, constant, batch 256, 64 epochs); every configuration "
              "of a study gets the same data and the same number of optimiser steps. Cells are mean ± standard "
              "deviation over seeds; the seed sets the data sample and the initialisation. Every prior weight was "
              "fixed before the first run (the last column says which); none was chosen on test results. "

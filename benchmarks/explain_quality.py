@@ -128,7 +128,8 @@ def main():
     classifier = kp.zoo.logits_classifier(model)
     test_shortcut = kp.data.decoy_fashion_mnist("test", num_samples=n_test, image_size=SIZE, seed=args.seed + 1,
                                                 shortcut=True)
-    acc = {"test (random swatch)": accuracy(classifier, test), "test (label swatch)": accuracy(classifier, test_shortcut)}
+    acc = {"test (random swatch)": accuracy(classifier, test),
+           "test (label swatch)": accuracy(classifier, test_shortcut)}
     print("Accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in acc.items()), flush=True)
 
     x = test["image"]

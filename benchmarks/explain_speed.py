@@ -4,7 +4,8 @@
         [--model conv3|resnet_tiny] [--batch N] [--size N]
 
 Times our CAM, L-CAM (inference), Grad-CAM, Grad-CAM++, Score-CAM, LayerCAM,
-HiResCAM, XGradCAM, EigenCAM and Ablation-CAM (compiled, the default) against a compiled forward pass of the same model on the same batch
+HiResCAM, XGradCAM, EigenCAM and Ablation-CAM (compiled, the default) against a
+compiled forward pass of the same model on the same batch
 (``tf.function(model)`` / ``jax.jit`` of ``model.stateless_call``: what
 ``model.predict`` runs per batch), ``model.predict`` itself and an eager
 ``model(x)``, and against tf-keras-vis's Grad-CAM / Grad-CAM++ / Score-CAM (same

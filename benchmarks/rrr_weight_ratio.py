@@ -30,7 +30,8 @@ def main() -> int:
     print("|---|---|---|---|")
     for name in ("kakapo", "decoy_fmnist", "fmnist_textures"):
         study = evidence.STUDIES[name]
-        size = {**evidence.SIZES["default"], **evidence.SIZES["default"]["studies"].get(name, {}), "train": 256, "test": 8}
+        size = {**evidence.SIZES["default"], **evidence.SIZES["default"]["studies"].get(name, {}),
+                "train": 256, "test": 8}
         train, _ = evidence.load_study_data(study, size, 0, True, 1.0)
         keras.utils.set_random_seed(0)
         prior = priors.InputGradient(mask="object_mask")

@@ -127,7 +127,8 @@ def _load(path):
     import keras
 
     if not os.path.isfile(path):
-        raise CLIError(f"--model: Expected a .keras file (e.g. written by train or demo). Received: {path!r}, no such file")
+        raise CLIError("--model: Expected a .keras file (e.g. written by train or demo). "
+                       f"Received: {path!r}, no such file")
     return keras.saving.load_model(path)
 
 
@@ -202,7 +203,8 @@ def _zoo_cam(model, images):
 
 def _cmd_explain(args):
     if not os.path.exists(args.images):
-        raise CLIError(f"--images: Expected an image file or a folder of images. Received: {args.images!r}, no such file or folder")
+        raise CLIError("--images: Expected an image file or a folder of images. "
+                       f"Received: {args.images!r}, no such file or folder")
     _existing_out_dir(args.out)
     _import_frameworks(args)
     import tensorflow as tf
@@ -256,7 +258,8 @@ def _read_masks(path, files, size):
 
 
 def explain_scores(classifier, images, maps, masks=None, road: bool = True) -> dict:
-    """The ``explain`` command's metrics as ``{name: value}`` (names as in :func:`metric_legend`), averaged over images."""
+    """The ``explain`` command's metrics as ``{name: value}`` (names as in :func:`metric_legend`), averaged
+    over images."""
     import numpy as np
 
     from keras_priors.explain import metrics as m
@@ -406,7 +409,8 @@ def make_parser() -> argparse.ArgumentParser:
                             "epoch count are written to OUT/checkpoints/ckpt-<epoch>/ as one unit; rerunning the "
                             "same command resumes the run where it stopped, with the data order it would have had. "
                             "A corrupt newest checkpoint falls back to the one before.")
-    t.add_argument("--recipe", required=True, help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
+    t.add_argument("--recipe", required=True,
+                   help="a recipe TOML file, e.g. zoo/kakapo_resnet_tiny_cam.toml (required)")
     t.add_argument("--out", default="runs/train",
                    help="output folder: checkpoints/, logs/, model.keras, results.json (default: %(default)s)")
     t.add_argument("--epochs", type=_positive_int, default=None,

@@ -312,8 +312,9 @@ def make_record(config: str, seed: int, *, train_images, epochs: int, steps, tra
 
     Example:
         >>> make_record("plain", 0, train_images=100, epochs=2, steps=8, train_seconds=1.5,
-        ...             metrics={"accuracy": 0.5})
-        {'config': 'plain', 'seed': 0, 'train_images': 100, 'epochs': 2, 'steps': 8, 'train_seconds': 1.5, 'accuracy': 0.5}
+        ...             metrics={"accuracy": 0.5})  # doctest: +NORMALIZE_WHITESPACE
+        {'config': 'plain', 'seed': 0, 'train_images': 100, 'epochs': 2, 'steps': 8, 'train_seconds': 1.5,
+         'accuracy': 0.5}
     """
     return {"config": config, "seed": seed, "train_images": train_images, "epochs": epochs, "steps": steps,
             "train_seconds": train_seconds, **metrics}
@@ -470,8 +471,9 @@ def format_comparison(rows) -> str:
     Example:
         >>> rows = compare([{"config": "plain", "seed": 0, "accuracy": 0.5, "n": 100},
         ...                 {"config": "prior", "seed": 0, "accuracy": 0.65, "n": 100}])
-        >>> print(format_comparison(rows))
-        prior vs plain, accuracy: 0.500 -> 0.650 (+0.150); prior helped on this metric in this run (beyond 2 standard errors = 0.100, n=100)
+        >>> print(format_comparison(rows))  # doctest: +NORMALIZE_WHITESPACE
+        prior vs plain, accuracy: 0.500 -> 0.650 (+0.150); prior helped on this metric in this run
+        (beyond 2 standard errors = 0.100, n=100)
     """
     lines = []
     for row in rows:

@@ -66,7 +66,8 @@ def build_priors(specs: list) -> list:
         kind = spec.pop("type", None)
         cls = getattr(priors, str(kind), None)
         if cls is None or not (isinstance(cls, type) and issubclass(cls, priors.Prior)):
-            raise ValueError(f"Unknown prior type. Expected one of {sorted(n for n in priors.__all__ if n not in ('Prior', 'BuildContext'))}. "
+            known = sorted(n for n in priors.__all__ if n not in ('Prior', 'BuildContext'))
+            raise ValueError(f"Unknown prior type. Expected one of {known}. "
                              f"Received: type={kind!r}")
         out.append(cls(**spec))
     return out
@@ -281,7 +282,8 @@ class AtomicCheckpoint(keras.callbacks.Callback):
 
     # === Reading ===
     def read_state(self, path: str) -> dict:
-        """The ``state.json`` of unit ``path``, checked against its ``model.keras``; raises :class:`CorruptCheckpoint`."""
+        """The ``state.json`` of unit ``path``, checked against its ``model.keras``; raises
+        :class:`CorruptCheckpoint`."""
         state_path, model_path = os.path.join(path, "state.json"), os.path.join(path, "model.keras")
         for f in (state_path, model_path):
             if not os.path.isfile(f):

@@ -264,7 +264,8 @@ def run_loss_test(
     # === Mixed precision: float16 predictions, float32 loss ===
     if run_mixed_precision_check:
         v16 = loss(y_true, ops.cast(y_pred, "float16"))
-        assert keras.backend.standardize_dtype(v16.dtype) == "float32", f"{loss_cls.__name__}: float16 y_pred gave a {v16.dtype} loss"
+        assert keras.backend.standardize_dtype(v16.dtype) == "float32", (
+            f"{loss_cls.__name__}: float16 y_pred gave a {v16.dtype} loss")
         assert np.isfinite(float(ops.convert_to_numpy(v16)))
     return value_np
 
@@ -476,8 +477,10 @@ def run_prior_test(
         assert outputs is not None, "give the hand-made `outputs` the expected loss was computed on"
         hand = {k: ops.convert_to_tensor(v) for k, v in outputs.items()}
         terms = prior.loss_terms(tensors, hand, num_classes)
-        assert sorted(terms) == sorted(expected_loss), f"{owner}: loss terms {sorted(terms)}, expected {sorted(expected_loss)}"
-        assert sorted(terms) == sorted(prior.term_names()), f"{owner}: terms {sorted(terms)} but term_names() {prior.term_names()}"
+        assert sorted(terms) == sorted(expected_loss), (
+            f"{owner}: loss terms {sorted(terms)}, expected {sorted(expected_loss)}")
+        assert sorted(terms) == sorted(prior.term_names()), (
+            f"{owner}: terms {sorted(terms)} but term_names() {prior.term_names()}")
         for name, value in terms.items():
             assert tuple(value.shape) == (), f"{owner}: term {name!r} is not a scalar, shape {value.shape}"
             np.testing.assert_allclose(float(ops.convert_to_numpy(value)), expected_loss[name], atol=atol,
@@ -509,7 +512,8 @@ def run_prior_test(
         try:
             model.fit(without, epochs=1, batch_size=len(batch["image"]), verbose=0)
         except ValueError as e:
-            assert key in str(e) and owner in str(e), f"{owner}: the error for a missing {key!r} does not name both: {e}"
+            assert key in str(e) and owner in str(e), (
+                f"{owner}: the error for a missing {key!r} does not name both: {e}")
         else:
             raise AssertionError(f"{owner}: a batch without {key!r} trained")
         assert int(model.optimizer.iterations) == 0, f"{owner}: a step ran before the missing {key!r} was reported"
@@ -525,7 +529,8 @@ def run_prior_test(
     inputs = {k: batch[k] for k in model.input_keys}
     inference = model.inference_model()
     want_outputs = (set(model.network.output) - set(model.training_only)) | {"probabilities"}
-    assert set(inference.output) == want_outputs, f"{owner}: inference outputs {sorted(inference.output)}, expected {sorted(want_outputs)}"
+    assert set(inference.output) == want_outputs, (
+        f"{owner}: inference outputs {sorted(inference.output)}, expected {sorted(want_outputs)}")
     reference = _to_numpy(model(inputs, training=False))
     if run_export_check and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -551,7 +556,8 @@ def run_prior_test(
 
 
 def prior_batch(labels, seed: int = 0, **keys) -> dict:
-    """A batch for ``run_prior_test``: random 32 px images in [0, 1], ``labels``, and the given keys as float32/int32."""
+    """A batch for ``run_prior_test``: random 32 px images in [0, 1], ``labels``, and the given keys as
+    float32/int32."""
     labels = np.asarray(labels, "int32")
     rng = np.random.default_rng(seed)
     batch = {"image": rng.uniform(0.0, 1.0, (len(labels), 32, 32, 3)).astype("float32"), "label": labels}

@@ -1,7 +1,9 @@
-"""The repository is pyflakes-clean: ruff's ``F`` rules (``[tool.ruff.lint]`` in pyproject.toml).
+"""The repository is pyflakes-clean and its lines fit: ruff's ``F`` and ``E501`` rules (``[tool.ruff.lint]`` in
+pyproject.toml).
 
-An undefined name, an unused import or an unused variable anywhere in the
-package, tests, benchmarks, tutorials or zoo fails here, with ruff's report.
+An undefined name, an unused import, an unused variable or a line over 120
+characters anywhere in the package, tests, benchmarks, tutorials or zoo fails
+here, with ruff's report.
 """
 import os
 import shutil

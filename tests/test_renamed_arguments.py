@@ -127,7 +127,8 @@ def test_saving_a_model_warns_about_nothing(tmp_path):
 
 
 def _rewrite_config(path, edit):
-    """Rewrite ``config.json`` inside a ``.keras`` zip with ``edit(config)``, as an older version would have saved it."""
+    """Rewrite ``config.json`` inside a ``.keras`` zip with ``edit(config)``, as an older version would have
+    saved it."""
     with zipfile.ZipFile(path) as z:
         entries = {name: z.read(name) for name in z.namelist()}
     config = json.loads(entries["config.json"])

@@ -41,13 +41,15 @@ def test_check_fraction_rejects_nan():
     (lambda: losses.MaskLoss(dice_weight=math.inf), "dice_weight"),
 ])
 def test_priors_and_losses_reject_nan_and_inf(make, arg):
-    with pytest.raises(ValueError, match=rf"Expected `{arg}` to be a finite number >= 0\. Received: {arg}=(nan|inf|-inf)"):
+    with pytest.raises(ValueError, match=rf"Expected `{arg}` to be a finite number >= 0\. "
+                                         rf"Received: {arg}=(nan|inf|-inf)"):
         make()
 
 
 @pytest.mark.parametrize("bad", [[0.9], 0.9, [1.0], [True], [-1], [0, "a"]])
 def test_check_class_indices_refuses_what_it_would_truncate(bad):
-    with pytest.raises(ValueError, match=r"Expected `classes` to hold class indices \(integers >= 0\)\. Received: classes="):
+    with pytest.raises(ValueError,
+                       match=r"Expected `classes` to hold class indices \(integers >= 0\)\. Received: classes="):
         check_class_indices("classes", bad)
 
 

@@ -5,7 +5,7 @@ Date created: 2026/11/23
 Last modified: 2026/12/02
 Description: Share the backbone with an auxiliary fine-grained classification head whose task excludes the primary class; the head is dropped at export.
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

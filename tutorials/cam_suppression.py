@@ -82,8 +82,8 @@ The two runs share everything (seed, data, optimizer, epochs) except the
 prior: `kp.experiment.run` trains each configuration with the same seed and
 budget, evaluates it on the test split and returns one record per run (the
 demo and the evidence benchmark use the same runner). `kp.experiment.compare`
-then sets each configuration against the plain one. `classes=[0, 1]` constrains the evidence of both classes: neither may
-come from the background.
+then sets each configuration against the plain one. `classes=[0, 1]` constrains
+the evidence of both classes: neither may come from the background.
 
 The defaults matter. The penalty is the *share* of the evidence that lies
 outside the object (`normalize="share"`), and it is 1, the worst value, for a

@@ -5,7 +5,7 @@ Date created: 2026/11/23
 Last modified: 2026/12/02
 Description: Give the classifier a second stream that sees only the part known to carry the class (the bird's head): the model finds the part itself (locate, then zoom), or is handed the true box (an oracle).
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

@@ -5,7 +5,7 @@ Date created: 2026/11/23
 Last modified: 2026/12/02
 Description: See what a classifier looks at with ten saliency methods, and score the maps with Average Drop, Increase in Confidence, deletion/insertion, energy in the object mask and the pointing game.
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

@@ -5,7 +5,7 @@ Date created: 2026/11/23
 Last modified: 2026/12/02
 Description: Three implicit priors against over-confident classifiers, compared on Fashion-MNIST by accuracy and calibration.
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

@@ -5,7 +5,7 @@ Date created: 2026/11/23
 Last modified: 2026/12/02
 Description: Train a head-mask decoder alongside the classifier so the shared features must encode the part that carries the class; the decoder is dropped at export.
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

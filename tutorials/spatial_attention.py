@@ -5,7 +5,7 @@ Date created: 2026/12/02
 Last modified: 2026/12/02
 Description: Gate the last feature map with a learned spatial attention map and supervise the map with the part (head) mask; compare with the plain classifier at the same budget.
 Accelerator: None
-"""
+"""  # noqa: E501 (keras-io reads the Description field from a single line)
 
 """
 ## Introduction

@@ -156,7 +156,8 @@ class FreezeBackbone(keras.callbacks.Callback):
             raise ValueError(
                 "FreezeBackbone: Expected an optimizer with a float learning rate to scale by "
                 f"learning_rate_factor={self.learning_rate_factor}. Received: a learning-rate schedule "
-                f"{type(optimizer._learning_rate).__name__}; pass learning_rate_factor=1.0 and scale it in the schedule."
+                f"{type(optimizer._learning_rate).__name__}; pass learning_rate_factor=1.0 and scale it in the "
+                "schedule."
             )
         lr.assign(float(ops.convert_to_numpy(lr)) * self.learning_rate_factor)
 

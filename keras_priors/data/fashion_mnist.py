@@ -236,7 +236,8 @@ def decoy_fashion_mnist(
     if shortcut is None:
         shortcut = base == "train"
     elif not isinstance(shortcut, bool):
-        raise ValueError(f"decoy_fashion_mnist: Expected `shortcut` to be True, False or None. Received: shortcut={shortcut!r}")
+        raise ValueError("decoy_fashion_mnist: Expected `shortcut` to be True, False or None. "
+                         f"Received: shortcut={shortcut!r}")
     random_shade = rng.integers(0, NUM_CLASSES, n)
     shade_label = labels if shortcut else random_shade
     shade = (255 - 25 * shade_label).astype(np.uint8)

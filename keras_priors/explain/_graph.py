@@ -213,8 +213,8 @@ def check_connected(model, path, output_kt):
         if id(op) not in _graph_ancestors(current_fn, outs):
             raise ValueError(
                 f"Expected a differentiable path from `layer` to the model output. Received: "
-                f"layer={'/'.join(path)!r}, which does not feed the output {output_kt._keras_history[0].name!r} (it is not one of its "
-                "ancestors in the graph)."
+                f"layer={'/'.join(path)!r}, which does not feed the output {output_kt._keras_history[0].name!r} "
+                "(it is not one of its ancestors in the graph)."
             )
         if i < len(path) - 1:
             current_fn = functional_graph(op)

@@ -138,8 +138,9 @@ def average_drop_increase_confidence(
         {example_model}
         >>> from keras_priors.explain import GradCAM
         >>> scores = average_drop_increase_confidence(model, images, GradCAM(model)(images))
-        >>> sorted(scores)
-        ['average_drop@100', 'average_drop@15', 'average_drop@50', 'increase_in_confidence@100', 'increase_in_confidence@15', 'increase_in_confidence@50']
+        >>> sorted(scores)  # doctest: +NORMALIZE_WHITESPACE
+        ['average_drop@100', 'average_drop@15', 'average_drop@50', 'increase_in_confidence@100',
+         'increase_in_confidence@15', 'increase_in_confidence@50']
         >>> 0.0 <= scores["average_drop@15"] <= 100.0
         True
         >>> average_drop_increase_confidence(model, images, np.ones((2, 16, 16)), keep=1.0)  # all kept: no drop
@@ -792,8 +793,9 @@ def metric_legend(name: str) -> str:
     """One line for metric ``name`` (``"average_drop@15"`` too): what it measures, its unit, which way is better.
 
     Example:
-        >>> metric_legend("average_drop@15")
-        "average_drop@15: relative drop of the target probability when only the map's top p % is kept (image * map); unit: % of the full-image probability, 0-100; lower is better"
+        >>> metric_legend("average_drop@15")  # doctest: +NORMALIZE_WHITESPACE
+        "average_drop@15: relative drop of the target probability when only the map's top p % is kept (image * map);
+        unit: % of the full-image probability, 0-100; lower is better"
     """
     key = name.split("@", 1)[0]
     if key not in METRIC_LEGENDS:

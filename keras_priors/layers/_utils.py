@@ -45,7 +45,8 @@ def check_list_of_two(name: str, input_shape, owner: str):
         and all(isinstance(s, (list, tuple)) for s in input_shape)
     )
     if not ok:
-        got = f"one tensor of shape {tuple(input_shape)}" if isinstance(input_shape, (list, tuple)) else repr(input_shape)
+        got = (f"one tensor of shape {tuple(input_shape)}" if isinstance(input_shape, (list, tuple))
+               else repr(input_shape))
         if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
             got = f"{len(input_shape)} tensors"
         raise ValueError(f"{owner}: Expected `{name}` to be a list of 2 tensors. Received: {got}")

@@ -77,7 +77,8 @@ class ClassActivationMap(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.normalize = check_one_of("normalize", normalize, _NORMALIZE[1:], "ClassActivationMap") if normalize is not None else None
+        self.normalize = (check_one_of("normalize", normalize, _NORMALIZE[1:], "ClassActivationMap")
+                          if normalize is not None else None)
         self.upsample_size = check_size("upsample_size", upsample_size, "ClassActivationMap")
         self.class_id = check_class_id(class_id, "ClassActivationMap")
         self.epsilon = float(epsilon)

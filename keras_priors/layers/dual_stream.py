@@ -78,7 +78,8 @@ class DualStream(keras.layers.Layer):
             backbone = keras.saving.deserialize_keras_object(copy.deepcopy(backbone))
         if not isinstance(backbone, keras.Model):
             raise ValueError(
-                f"DualStream: Expected `backbone` to be a keras.Model. Received: backbone of type {type(backbone).__name__}"
+                "DualStream: Expected `backbone` to be a keras.Model. "
+                f"Received: backbone of type {type(backbone).__name__}"
             )
         self.shared = bool(shared)
         self.pooling = check_one_of("pooling", pooling, _POOLING[1:], "DualStream") if pooling is not None else None
@@ -93,7 +94,8 @@ class DualStream(keras.layers.Layer):
                 if not self.part_backbone.built:
                     raise ValueError("DualStream: `copy_weights=True` needs a built backbone.")
                 self.part_backbone.set_weights(backbone.get_weights())
-        self.fusion = DualInputFusion(fusion=fusion, projection_dim=projection_dim, dtype=self.dtype_policy, name="fusion")
+        self.fusion = DualInputFusion(fusion=fusion, projection_dim=projection_dim, dtype=self.dtype_policy,
+                                      name="fusion")
 
     def _pool(self, x):
         if len(x.shape) != 4 or self.pooling is None:

@@ -74,7 +74,8 @@ def pack_mask_and_label(mask, label):
         return tf.concat([mask, label], axis=-1)
     mask = ops.cast(mask, "float32")
     if mask.shape[-1] != 1:
-        raise ValueError(f"pack_mask_and_label: Expected `mask` of shape (..., H, W, 1). Received: mask.shape={tuple(mask.shape)}")
+        raise ValueError("pack_mask_and_label: Expected `mask` of shape (..., H, W, 1). "
+                         f"Received: mask.shape={tuple(mask.shape)}")
     label = ops.cast(label, "float32")
     label = ops.broadcast_to(label[..., None, None, None], ops.shape(mask))
     return ops.concatenate([mask, label], axis=-1)

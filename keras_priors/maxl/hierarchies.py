@@ -121,7 +121,8 @@ def fashion_mnist_hierarchy(split=("train", "test"), num_samples=None, seed: int
             if n > len(labels):
                 raise ValueError(f"fashion_mnist_hierarchy: Expected num_samples <= {len(labels)} for split {s!r}. "
                                  f"Received: num_samples={n}")
-            idx = np.sort(np.random.default_rng([int(seed), ("train", "test").index(s)]).choice(len(labels), n, replace=False))
+            idx = np.sort(np.random.default_rng([int(seed), ("train", "test").index(s)]).choice(
+                len(labels), n, replace=False))
             images, labels = images[idx], labels[idx]
         out.append({
             "image": (images.astype(np.float32) / 255.0)[..., None],

@@ -172,7 +172,8 @@ class MAXLModel(keras.Model):
         if generator is None:
             generator = LabelGenerator(self.psi, name="label_generator")
         if not isinstance(generator, LabelGenerator):
-            raise ValueError(f"MAXLModel: Expected `generator` to be a LabelGenerator. Received: generator={generator!r}")
+            raise ValueError("MAXLModel: Expected `generator` to be a LabelGenerator. "
+                             f"Received: generator={generator!r}")
         if tuple(generator.psi) != self.psi:
             raise ValueError(
                 f"MAXLModel: Expected the generator's psi to equal `psi`={list(self.psi)}. "

@@ -67,7 +67,8 @@ class ExpectedCalibrationError(keras.metrics.Metric):
         self.from_logits = bool(from_logits)
         shape = (self.num_bins,)
         self.bin_counts = self.add_variable(shape=shape, initializer="zeros", dtype="float32", name="bin_counts")
-        self.confidence_sums = self.add_variable(shape=shape, initializer="zeros", dtype="float32", name="confidence_sums")
+        self.confidence_sums = self.add_variable(shape=shape, initializer="zeros", dtype="float32",
+                                                 name="confidence_sums")
         self.correct_sums = self.add_variable(shape=shape, initializer="zeros", dtype="float32", name="correct_sums")
 
     def update_state(self, y_true, y_pred, sample_weight=None):

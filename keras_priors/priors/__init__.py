@@ -16,7 +16,7 @@ terms it contributes; ``keras_priors.zoo.build(..., priors=[...])`` wires them.
 | ``BackgroundSwap`` | counterexamples: objects on other images' backgrounds (train step) | nothing |
 | ``SpatialAttention`` | an attention gate supervised by a mask | the gate |
 | ``ConfidencePenalty``, ``LabelSmoothing``, ``FeatureContraction`` | label regularisation | nothing |
-"""
+"""  # noqa: E501 (a Markdown table row cannot be wrapped)
 
 from keras_priors.priors.auxiliary import Auxiliary
 from keras_priors.priors.background_swap import BackgroundSwap

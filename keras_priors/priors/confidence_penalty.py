@@ -83,7 +83,8 @@ class LabelSmoothing(Prior):
         labels = ops.reshape(ops.cast(targets["label"], "int32"), (-1,))
         if num_classes == 1:
             y = ops.cast(ops.reshape(labels, (-1, 1)), "float32")
-            return ops.mean(keras.losses.binary_crossentropy(y, logits, from_logits=True, label_smoothing=self.smoothing))
+            return ops.mean(keras.losses.binary_crossentropy(y, logits, from_logits=True,
+                                                             label_smoothing=self.smoothing))
         y = ops.one_hot(labels, num_classes)
         return ops.mean(
             keras.losses.categorical_crossentropy(y, logits, from_logits=True, label_smoothing=self.smoothing)

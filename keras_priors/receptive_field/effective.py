@@ -380,8 +380,9 @@ def erf_summary_for(model_or_path_or_name, layer: str | None = None, num_samples
     >>> import keras
     >>> model = keras.Sequential([keras.Input((16, 16, 1))]
     ...                          + [keras.layers.Conv2D(2, 3, name=f"conv{i}") for i in (1, 2, 3)], name="tiny")
-    >>> print(erf_summary_for(model, num_samples=4).splitlines()[0])
-    Effective receptive field of tiny/conv3, unit (5, 5), 4 random images in [0, 1], 16x16 input (mean |d unit / d input|):
+    >>> print(erf_summary_for(model, num_samples=4).splitlines()[0])  # doctest: +NORMALIZE_WHITESPACE
+    Effective receptive field of tiny/conv3, unit (5, 5), 4 random images in [0, 1], 16x16 input
+    (mean |d unit / d input|):
     """
     from keras_priors.receptive_field.theoretical import load_model_for_rf
 

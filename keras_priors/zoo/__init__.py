@@ -15,6 +15,7 @@ from keras_priors.zoo.registry import ModelSpec, get_spec, list_models, register
 from keras_priors.zoo.weights import load_backbone_weights
 
 __all__ = [
-    "ModelSpec", "Preprocess", "PriorModel", "build", "evaluate_classifier", "evaluation", "export_model", "export_saved_model", "get_spec", "inference_model",
+    "ModelSpec", "Preprocess", "PriorModel", "build", "evaluate_classifier", "evaluation", "export_model",
+    "export_saved_model", "get_spec", "inference_model",
     "list_models", "load_backbone_weights", "logits_classifier", "register_model",
 ]

@@ -148,7 +148,8 @@ def mini_xception(input_shape=(64, 64, 1), num_classes=None, name="mini_xception
         x = layers.Dense(1, use_bias=False, trainable=False, name="grayscale",
                          kernel_initializer=keras.initializers.Constant([[v] for v in _LUMA]))(x)
     elif input_shape[-1] != 1:
-        raise ValueError(f"mini_xception: Expected `input_shape` (H, W, 1) or (H, W, 3). Received: input_shape={input_shape}")
+        raise ValueError("mini_xception: Expected `input_shape` (H, W, 1) or (H, W, 3). "
+                         f"Received: input_shape={input_shape}")
     for i in (1, 2):
         x = layers.Conv2D(8, 3, use_bias=False, name=f"stem_conv{i}")(x)
         x = layers.BatchNormalization(name=f"stem_bn{i}")(x)

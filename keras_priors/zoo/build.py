@@ -89,7 +89,8 @@ def build(
     preprocess = Preprocess(spec.preprocessing, name="preprocess")
     app_weights = weights if weights in spec.pretrained else None
     if weights is not None and app_weights is None and not isinstance(weights, (str, os.PathLike)):
-        raise ValueError(f"zoo.build: Expected `weights` None, one of {spec.pretrained} or a file path. Received: {weights!r}")
+        raise ValueError(f"zoo.build: Expected `weights` None, one of {spec.pretrained} or a file path. "
+                         f"Received: {weights!r}")
     backbone = spec.builder(input_shape, weights=app_weights)
     if weights is not None and app_weights is None:
         (spec.weights_loader or load_backbone_weights)(backbone, os.fspath(weights))

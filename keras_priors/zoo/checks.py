@@ -99,7 +99,8 @@ def check_first_batch(model, batch) -> None:
 
     labels = np.asarray(batch["label"])
     if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
-        raise ValueError(f"{name}: Expected integer class indices in the data's 'label'. Received: dtype {labels.dtype}")
+        raise ValueError(f"{name}: Expected integer class indices in the data's 'label'. "
+                         f"Received: dtype {labels.dtype}")
     if np.issubdtype(labels.dtype, np.floating):
         fractional = ~np.isfinite(labels) | (labels != np.round(labels))
         if fractional.any():

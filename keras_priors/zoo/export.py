@@ -56,7 +56,8 @@ def _is_our_export(path: str) -> bool:
 
 
 def _check_destination(filepath: str, overwrite: bool) -> str:
-    """What ``filepath`` is now: ``"new"``, ``"empty"``, ``"ours"`` or ``"foreign"``; raise if it may not be replaced."""
+    """What ``filepath`` is now: ``"new"``, ``"empty"``, ``"ours"`` or ``"foreign"``; raise if it may not be
+    replaced."""
     if not os.path.lexists(filepath):
         return "new"
     if os.path.isdir(filepath) and not os.path.islink(filepath):
@@ -86,7 +87,8 @@ def _backup_name(filepath: str) -> str:
 
 
 def _replace_moving_aside(tmp: str, filepath: str, aside: str) -> str:
-    """Move ``filepath`` to ``aside``, then ``tmp`` to ``filepath``; on failure put ``filepath`` back. Returns ``aside``."""
+    """Move ``filepath`` to ``aside``, then ``tmp`` to ``filepath``; on failure put ``filepath`` back.
+    Returns ``aside``."""
     os.replace(filepath, aside)
     try:
         os.replace(tmp, filepath)

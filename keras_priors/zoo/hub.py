@@ -85,7 +85,8 @@ def pyramid_from_hub(hub_backbone, input_shape, name: str = "backbone") -> keras
     pyramid = getattr(hub_backbone, "pyramid_outputs", None)
     if not pyramid:
         raise ValueError(
-            f"Expected a keras-hub backbone with `pyramid_outputs`. Received: {type(hub_backbone).__name__} without them."
+            "Expected a keras-hub backbone with `pyramid_outputs`. "
+            f"Received: {type(hub_backbone).__name__} without them."
         )
     outputs = {}
     for key, tensor in pyramid.items():
@@ -118,7 +119,8 @@ def load_preset_weights(backbone: keras.Model, path: str) -> None:
     keras_hub = _import_keras_hub()
 
     if not os.path.isdir(path) and (os.sep in path or path.startswith(".")):
-        raise FileNotFoundError(f"Preset directory not found. Expected a keras-hub preset directory. Received: {path!r}")
+        raise FileNotFoundError("Preset directory not found. Expected a keras-hub preset directory. "
+                                f"Received: {path!r}")
     try:
         input_shape = tuple(backbone.input.shape[1:])
         source = keras_hub.models.Backbone.from_preset(path, image_shape=input_shape)

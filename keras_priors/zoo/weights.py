@@ -26,7 +26,8 @@ def load_backbone_weights(backbone: keras.Model, path: str) -> None:
     weights do not fit the backbone's architecture.
     """
     if not os.path.exists(path):
-        raise FileNotFoundError(f"Weights file not found. Expected an existing .weights.h5 or .keras file. Received: {path!r}")
+        raise FileNotFoundError("Weights file not found. Expected an existing .weights.h5 or .keras file. "
+                                f"Received: {path!r}")
     try:
         if path.endswith(".keras"):
             saved = keras.saving.load_model(path, compile=False)
@@ -157,6 +158,7 @@ def copy_weights_in_order(source: keras.Model, target: keras.Model) -> None:
         raise ValueError(f"the source has {len(src)} weight tensors. Expected: {len(dst)}")
     for a, b in zip(src, dst):
         if tuple(a.shape) != tuple(b.shape):
-            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. Received: {a.path!r} of shape {tuple(a.shape)}")
+            raise ValueError(f"weight {b.path!r} has shape {tuple(b.shape)}. "
+                             f"Received: {a.path!r} of shape {tuple(a.shape)}")
     for a, b in zip(src, dst):
         b.assign(a)

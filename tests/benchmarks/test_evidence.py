@@ -48,7 +48,8 @@ def test_targets_met_and_missed():
     assert rows["Decoy-FMNIST (RRR construction), MLP: RRR within 1 point of the clean-trained MLP"]["met"] is True
     cnn = rows["Decoy-FMNIST, CNN: the best mask prior within 1 point of the clean-trained CNN"]
     assert cnn["met"] is False and cnn["measured"].startswith("cam_suppression 80.0 %")
-    kakapo = rows["Kakapo: worst-group accuracy within 5 points of the shortcut-free reference, no test-time annotation"]
+    kakapo = rows["Kakapo: worst-group accuracy within 5 points of the shortcut-free reference, "
+                  "no test-time annotation"]
     assert kakapo["met"] is True and kakapo["measured"].startswith("background_swap")
     below = rows["decoy_fmnist: no prior's test accuracy below plain"]
     assert below["met"] is False and "background_swap 45.0 %" in below["measured"]
@@ -58,7 +59,8 @@ def test_targets_met_and_missed():
 def test_oracle_configurations_never_meet_a_target(monkeypatch):
     study = evidence.STUDIES["kakapo"]
     oracle = evidence.Config("oracle_box", evidence._none, oracle=True)
-    monkeypatch.setitem(evidence.STUDIES, "kakapo", evidence.dataclasses.replace(study, configs=study.configs + (oracle,)))
+    monkeypatch.setitem(evidence.STUDIES, "kakapo",
+                        evidence.dataclasses.replace(study, configs=study.configs + (oracle,)))
     agg = evidence.aggregate([
         _record("kakapo", "plain", 0, worst_group_accuracy=0.0, accuracy=0.5),
         _record("kakapo", "oracle_box", 0, worst_group_accuracy=0.95, accuracy=0.97),
@@ -89,7 +91,8 @@ def test_dual_input_rows_name_the_oracle_and_old_records_map_to_it(tmp_path):
     assert "no test-time annotation | dual_input_predicted 30.0 %" not in text  # no reference ran: no row
     rows = {r["target"]: r for r in evidence.check_targets(evidence.aggregate(
         records + [_record("kakapo", "reference", 0, accuracy=0.95, worst_group_accuracy=0.9)]))}
-    kakapo = rows["Kakapo: worst-group accuracy within 5 points of the shortcut-free reference, no test-time annotation"]
+    kakapo = rows["Kakapo: worst-group accuracy within 5 points of the shortcut-free reference, "
+                  "no test-time annotation"]
     assert kakapo["measured"].startswith("dual_input_predicted 30.0 %") and kakapo["met"] is False
     for study in ("kakapo", "kakapo_10pct"):
         names = [c.name for c in evidence.STUDIES[study].configs]

@@ -33,7 +33,8 @@ def nested_model(num_classes=3, size=8):
 
 
 def conv_weights(model):
-    feat = model.get_layer("backbone").get_layer("feat") if "backbone" in [l.name for l in model.layers] else model.get_layer("feat")
+    feat = (model.get_layer("backbone").get_layer("feat") if "backbone" in [l.name for l in model.layers]
+            else model.get_layer("feat"))
     w, b = feat.get_weights()
     return w[0, 0], b
 

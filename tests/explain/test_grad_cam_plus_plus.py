@@ -75,7 +75,8 @@ def test_gradcam_plus_plus_positive_where_evidence_is():
     model = flat_model(num_classes=2)
     conv = model.get_layer("feat")
     conv.set_weights([np.eye(3, 4)[None, None].astype("float32"), np.zeros(4, "float32")])
-    model.get_layer("logits").set_weights([np.array([[1, 0], [-1, 0], [-1, 0], [0, 0]], "float32"), np.zeros(2, "float32")])
+    model.get_layer("logits").set_weights([np.array([[1, 0], [-1, 0], [-1, 0], [0, 0]], "float32"),
+                                           np.zeros(2, "float32")])
     x = np.zeros((1, 8, 8, 3), "float32")
     x[0, :, :4, 0] = 1.0
     x[0, :, :, 1] = 0.5

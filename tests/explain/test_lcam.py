@@ -34,7 +34,8 @@ def test_objective_random_case_and_weights():
     logits = rng.normal(size=(3, 6)).astype("float32")
     y = np.array([0, 5, 2])
     got = lcam_objective(y, logits, a, ce_weight=1.0, area_weight=0.5, tv_weight=2.0)
-    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(got)), np_objective(y, logits, a, 1.0, 0.5, 2.0), atol=1e-5)
+    np.testing.assert_allclose(float(keras.ops.convert_to_numpy(got)), np_objective(y, logits, a, 1.0, 0.5, 2.0),
+                               atol=1e-5)
 
 
 def np_lcam_loss(lcam, model, x, y):
@@ -73,7 +74,8 @@ def test_lcam_trains_with_fit_and_matches_numpy(variant):
     from keras_priors.explain import resize_cam
     from keras_priors.explain._utils import normalize_maps
 
-    np.testing.assert_allclose(lcam(x, targets=y), normalize_maps(resize_cam(c[np.arange(6), :, :, y], (8, 8))), atol=1e-5)
+    np.testing.assert_allclose(lcam(x, targets=y), normalize_maps(resize_cam(c[np.arange(6), :, :, y], (8, 8))),
+                               atol=1e-5)
 
 
 def test_lcam_nested_model_and_default_targets():

@@ -59,7 +59,8 @@ def test_excluded_sample_has_zero_loss_and_zero_gradient(grad, rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="AuxiliaryHead: Expected `num_classes` to be an integer >= 1. Received: num_classes=0"):
+    with pytest.raises(ValueError,
+                       match="AuxiliaryHead: Expected `num_classes` to be an integer >= 1. Received: num_classes=0"):
         AuxiliaryHead(num_classes=0)
     with pytest.raises(ValueError, match="hidden_units"):
         AuxiliaryHead(num_classes=2, hidden_units=0)

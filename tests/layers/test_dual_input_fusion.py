@@ -58,11 +58,13 @@ def test_projection_then_sum_matches_numpy(rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match=r"Expected `fusion` to be one of \['concat', 'gated', 'sum'\]. Received: fusion='max'"):
+    with pytest.raises(ValueError,
+                       match=r"Expected `fusion` to be one of \['concat', 'gated', 'sum'\]. Received: fusion='max'"):
         DualInputFusion("max")
     with pytest.raises(ValueError, match="projection_dim"):
         DualInputFusion("sum", projection_dim=0)
-    with pytest.raises(ValueError, match=r"fusion='sum' needs inputs of equal width, or set `projection_dim`. Received: widths 3 and 5"):
+    with pytest.raises(ValueError, match=r"fusion='sum' needs inputs of equal width, or set `projection_dim`. "
+                                         r"Received: widths 3 and 5"):
         DualInputFusion("sum")([np.ones((2, 3), "float32"), np.ones((2, 5), "float32")])
     with pytest.raises(ValueError, match="gated"):
         DualInputFusion("gated")([np.ones((2, 3), "float32"), np.ones((2, 5), "float32")])

@@ -75,7 +75,8 @@ def test_keras_file_keeps_sharing_and_weights(rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="DualStream: Expected `backbone` to be a keras.Model. Received: backbone of type Dense"):
+    with pytest.raises(ValueError,
+                       match="DualStream: Expected `backbone` to be a keras.Model. Received: backbone of type Dense"):
         DualStream(keras.layers.Dense(2))
     with pytest.raises(ValueError, match="Expected `pooling` to be one of"):
         DualStream(_backbone(), pooling="sum")

@@ -39,7 +39,8 @@ def test_gradient_reaches_every_level(grad, rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="MaskDecoderHead: Expected `filters` to be an integer >= 1. Received: filters=0"):
+    with pytest.raises(ValueError,
+                       match="MaskDecoderHead: Expected `filters` to be an integer >= 1. Received: filters=0"):
         MaskDecoderHead(filters=0)
     with pytest.raises(ValueError, match="num_masks"):
         MaskDecoderHead(num_masks=0)

@@ -44,7 +44,8 @@ def test_attention_can_be_supervised_by_a_mask(grad, rng):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="SpatialAttention: Expected `kernel_size` to be an integer >= 1. Received: kernel_size=0"):
+    with pytest.raises(ValueError,
+                       match="SpatialAttention: Expected `kernel_size` to be an integer >= 1. Received: kernel_size=0"):
         SpatialAttention(kernel_size=0)
     with pytest.raises(ValueError, match=r"Expected `features` to have rank 4. Received: .*rank 2"):
         SpatialAttention()(np.ones((2, 3), "float32"))

@@ -212,7 +212,8 @@ def test_true_classes_single_logit_use_sign_of_label():
     y_true, y_pred = _batch()
     cam = np.concatenate([y_pred, y_pred], 0)
     mask = np.concatenate([y_true, y_true], 0)
-    got = _run(lambda c: cam_suppression(c, mask, classes="true", labels=np.array([0, 1]), normalize="none", evidence="positive"), cam)
+    got = _run(lambda c: cam_suppression(c, mask, classes="true", labels=np.array([0, 1]), normalize="none",
+                                         evidence="positive"), cam)
     np.testing.assert_allclose(got, [6.5, 5.5], atol=1e-5)
 
 
@@ -250,7 +251,8 @@ def test_errors():
         CAMSuppression()(np.ones((1, 2, 2, 1), "float32"), cam)
     with pytest.raises(ValueError, match=r"CAMSuppression.*Received: y_true.shape=\(1, 8\)"):
         CAMSuppression()(np.ones((1, 8), "float32"), cam)
-    with pytest.raises(ValueError, match=r"CAMSuppression.*packed.*classes='true'.*Received: y_true.shape=\(1, 8, 8, 1\)"):
+    with pytest.raises(ValueError,
+                       match=r"CAMSuppression.*packed.*classes='true'.*Received: y_true.shape=\(1, 8, 8, 1\)"):
         CAMSuppression(classes="true")(np.ones((1, 8, 8, 1), "float32"), cam)
     with pytest.raises(ValueError, match=r"cam_suppression.*`labels`"):
         cam_suppression(cam, np.ones((1, 8, 8, 1), "float32"), classes="true")
@@ -278,7 +280,8 @@ def test_in_compile_of_functional_model():
     model = keras.Model(inp, {"cam": cam, "logits": logits})
     model.compile(
         optimizer=keras.optimizers.SGD(0.01),
-        loss={"cam": CAMSuppression(classes="true", **CLASSIC), "logits": keras.losses.BinaryCrossentropy(from_logits=True)},
+        loss={"cam": CAMSuppression(classes="true", **CLASSIC),
+              "logits": keras.losses.BinaryCrossentropy(from_logits=True)},
         loss_weights={"cam": 1.0, "logits": 0.0},
     )
     y = {"cam": ops.convert_to_numpy(pack_mask_and_label(mask, labels)), "logits": labels[:, None].astype("float32")}

@@ -33,7 +33,8 @@ def test_losses_in_compile_dict_value_and_fit():
         },
     )
     packed = ops.convert_to_numpy(pack_mask_and_label(mask, labels))
-    y = {"logits": labels, "logits_cp": labels, "features": labels, "mask": mask, "cam": packed}  # dummies where ignored
+    # dummies where ignored
+    y = {"logits": labels, "logits_cp": labels, "features": labels, "mask": mask, "cam": packed}
     logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
 
     out = {k: v.astype("float64") for k, v in model.predict(x, verbose=0).items()}

@@ -35,7 +35,8 @@ def test_hand_computed_values():
     # dice = 1 - (2 * 0.5 + 1) / (2 + 1 + 1) = 0.5; BCE = ln 2 per pixel.
     np.testing.assert_allclose(_run(lambda z: MaskLoss()(target, z), logits), 0.5 + LN2, atol=1e-5)
     np.testing.assert_allclose(_run(lambda z: MaskLoss(dice_weight=0.0)(target, z), logits), LN2, atol=1e-5)
-    np.testing.assert_allclose(_run(lambda z: MaskLoss(bce_weight=0.0, smooth=0.0)(target, z), logits), 1 - 1.0 / 3.0, atol=1e-5)
+    np.testing.assert_allclose(_run(lambda z: MaskLoss(bce_weight=0.0, smooth=0.0)(target, z), logits), 1 - 1.0 / 3.0,
+                               atol=1e-5)
     # A 4x4 target is area-resized to 2x2: top-left block of ones -> the same target.
     big = np.zeros((1, 4, 4, 1), "float32")
     big[0, :2, :2] = 1.0

@@ -235,8 +235,8 @@ def test_fit_on_tiny_kakapo_changes_the_generator(order):
     backbone_in = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(backbone_in)
     backbone = keras.Model(backbone_in, {"P1": x})
-    model = MAXLModel(backbone, psi=[2, 4], num_classes=2, generator=LabelGenerator([2, 4], widths=(4,), hidden_units=8),
-                      order=order)
+    model = MAXLModel(backbone, psi=[2, 4], num_classes=2,
+                      generator=LabelGenerator([2, 4], widths=(4,), hidden_units=8), order=order)
     model.compile(optimizer=keras.optimizers.SGD(0.05), generator_optimizer=keras.optimizers.SGD(0.1))
     before = [_np(v).copy() for v in model.generator.trainable_variables]
     net_before = [_np(v).copy() for v in model.network.trainable_variables]

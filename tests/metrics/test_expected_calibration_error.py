@@ -30,9 +30,11 @@ def test_hand_computed():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.65, 0.35], [0.3, 0.7]], "float32")
     labels = np.array([0, 0, 0, 1], "int32")
     # bin [0.8, 1.0]: conf 0.9 + 0.8, correct 1 -> 0.7; bin [0.6, 0.8): conf 0.65 + 0.7, correct 2 -> 0.65
-    assert _update(ExpectedCalibrationError(num_bins=5, from_logits=False), labels, probs) == pytest.approx(1.35 / 4, abs=1e-6)
+    assert _update(ExpectedCalibrationError(num_bins=5, from_logits=False), labels, probs) == pytest.approx(
+        1.35 / 4, abs=1e-6)
     # From logits: log-probabilities are logits of the same softmax.
-    assert _update(ExpectedCalibrationError(num_bins=5), labels[:, None], np.log(probs)) == pytest.approx(1.35 / 4, abs=1e-6)
+    assert _update(ExpectedCalibrationError(num_bins=5), labels[:, None], np.log(probs)) == pytest.approx(
+        1.35 / 4, abs=1e-6)
     # Single logit: sigmoid(log(p1 / p0)) = p1.
     single = np.log(probs[:, 1:] / probs[:, :1])
     assert _update(ExpectedCalibrationError(num_bins=5), labels, single) == pytest.approx(1.35 / 4, abs=1e-6)
@@ -63,7 +65,8 @@ def test_in_fit_logs():
                   metrics={"logits": [ExpectedCalibrationError(num_bins=4)]})
     history = model.fit(x, {"logits": labels}, batch_size=4, epochs=1, verbose=0)
     assert any(k.endswith("ece") for k in history.history), history.history.keys()
-    value = [v for k, v in model.evaluate(x, {"logits": labels}, verbose=0, return_dict=True).items() if k.endswith("ece")][0]
+    value = [v for k, v in model.evaluate(x, {"logits": labels}, verbose=0, return_dict=True).items()
+             if k.endswith("ece")][0]
     z = model.predict(x, verbose=0)["logits"].astype("float64")
     assert value == pytest.approx(np_ece(labels, np.exp(z) / np.exp(z).sum(-1, keepdims=True), 4), abs=1e-5)
 

@@ -57,7 +57,8 @@ def test_permutation_changes_from_step_to_step():
     batch = _batch(8)
     seed = keras.random.SeedGenerator(0)
     prior = kp.priors.BackgroundSwap()
-    draws = {tuple(np.round(ops.convert_to_numpy(prior.transform_batch(batch, seed)["image"])[:, 0, 0, 0] * 8).astype(int))
+    draws = {tuple(np.round(ops.convert_to_numpy(prior.transform_batch(batch, seed)["image"])[:, 0, 0, 0] * 8)
+                   .astype(int))
              for _ in range(5)}
     assert len(draws) > 1
 

@@ -164,9 +164,10 @@ def test_library_priors_serialize_by_registered_name_and_old_configs_still_load(
 
 def test_every_library_prior_declares_its_keys_and_applies_weight_in_the_base_class():
     examples = [priors.Auxiliary(num_classes=3), priors.BackgroundSwap(), priors.CAMSuppression(),
-                priors.ConfidencePenalty(), priors.DualInput(), priors.DualInput(box_source="predicted"), priors.Energy(),
-                priors.FeatureContraction(), priors.GradCAMPenalty(), priors.InputGradient(), priors.LabelSmoothing(),
-                priors.MaskDecoder(), priors.Pretrained("w.weights.h5"), priors.SpatialAttention()]
+                priors.ConfidencePenalty(), priors.DualInput(), priors.DualInput(box_source="predicted"),
+                priors.Energy(), priors.FeatureContraction(), priors.GradCAMPenalty(), priors.InputGradient(),
+                priors.LabelSmoothing(), priors.MaskDecoder(), priors.Pretrained("w.weights.h5"),
+                priors.SpatialAttention()]
     covered = {type(p).__name__ for p in examples}
     assert covered == set(_library_prior_names()), sorted(set(_library_prior_names()) - covered)
     for prior in examples:
@@ -189,7 +190,8 @@ def _code_without_docstrings(path):
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)):
                 for i in range(first.lineno - 1, first.end_lineno):
                     lines[i] = ""
     text = "\n".join(lines)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model, to_numpy
+from harness import (assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model,
+                     to_numpy)
 from keras_priors import losses, priors
 from keras_priors.zoo.prior_model import PriorModel
 

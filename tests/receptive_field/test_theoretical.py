@@ -299,7 +299,8 @@ def test_unsupported_layer_raises_naming_it():
         compute_receptive_fields(keras.Model(x, L.Concatenate(axis=1, name="stack")([x, x])))
     with pytest.raises(UnsupportedLayerError, match="Reshape"):
         compute_receptive_fields(keras.Model(x, L.Reshape((8, 32, 3))(x)))
-    ok = compute_receptive_fields(keras.Model(x, L.Reshape((16, 16, 3, 1), name="r")(L.Conv2D(3, 3, padding="same")(x))))
+    ok = compute_receptive_fields(
+        keras.Model(x, L.Reshape((16, 16, 3, 1), name="r")(L.Conv2D(3, 3, padding="same")(x))))
     assert ok["r"].size == (3, 3)
     with pytest.raises(ValueError, match="input_shape"):
         compute_receptive_fields(keras.Model(x, L.Conv2D(1, 3)(x)), input_shape=(1, 2, 3, 4))

@@ -111,7 +111,8 @@ def test_mlp_is_ross_et_al_perceptron_on_grey_pixels():
     """784 grey pixels -> 50 -> 30 ReLU -> 10 logits; the head reads a 1x1 map, so it is the linear layer."""
     model = zoo.build("mlp", num_classes=10, input_shape=(28, 28, 3))
     backbone = model.backbone
-    assert [tuple(layer.kernel.shape) for layer in backbone.layers if layer.name.startswith("dense")] == [(784, 50), (50, 30)]
+    assert ([tuple(layer.kernel.shape) for layer in backbone.layers if layer.name.startswith("dense")]
+            == [(784, 50), (50, 30)])
     assert model.network.count_params() == 784 * 50 + 50 + 50 * 30 + 30 + 30 * 10 + 10 + 3
     x = np.random.default_rng(0).random((2, 28, 28, 1)).astype("float32")
     tiled = np.repeat(x, 3, axis=-1)

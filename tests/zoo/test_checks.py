@@ -51,7 +51,8 @@ CASES = {
     "negative_mask": (dict(part_mask=lambda m: m - 1), r"'part_mask' in \[0, 1\]\. Received: min -1"),
     "nan_mask": (dict(object_mask=_nan_at_first), r"finite values in the data's 'object_mask'"),
     "inverted_box": (dict(part_box=lambda b: b[:, [2, 3, 0, 1]]),
-                     r"'part_box' as \[y1, x1, y2, x2\] with y1 <= y2 and x1 <= x2\. Received: part_box=\[.*\] \(inverted\) at row 0"),
+                     r"'part_box' as \[y1, x1, y2, x2\] with y1 <= y2 and x1 <= x2\. "
+                     r"Received: part_box=\[.*\] \(inverted\) at row 0"),
     "box_outside": (dict(part_box=lambda b: b * 64), r"'part_box' in \[0, 1\] \(coordinates relative to the image\)"),
 }
 

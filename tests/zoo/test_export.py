@@ -104,7 +104,8 @@ def test_export_refuses_a_non_empty_user_folder(tmp_path):
     user = tmp_path / "userdir"
     user.mkdir()
     (user / "notes.txt").write_text("my notes")
-    with pytest.raises(FileExistsError, match=r"filepath=.*userdir.*not a SavedModel written by keras_priors.*overwrite"):
+    with pytest.raises(FileExistsError,
+                       match=r"filepath=.*userdir.*not a SavedModel written by keras_priors.*overwrite"):
         _tiny_model().export(str(user), verbose=False)
     assert file_tree(str(user)) == {"notes.txt": b"my notes"}
     assert sorted(os.listdir(tmp_path)) == ["userdir"]  # no temporary folder either

@@ -80,5 +80,6 @@ def test_architecture_mismatch_names_the_layer(fer_file, tmp_path):
     other = keras.Model(other.input, other.get_layer("block2_add").output)
     path = str(tmp_path / "two_blocks.h5")
     other.save(path)
-    with pytest.raises(ValueError, match="do not fit the backbone.*Expected 28 layers with weights in the file.*Received: 16"):
+    with pytest.raises(ValueError,
+                       match="do not fit the backbone.*Expected 28 layers with weights in the file.*Received: 16"):
         zoo.build("mini_xception", num_classes=2, input_shape=(32, 32, 3), priors=[priors.Pretrained(path)])
