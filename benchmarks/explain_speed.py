@@ -21,8 +21,9 @@ explains the zoo's resnet_tiny classifier (its default layer, the feature map
 its head reads) instead of the 3-conv model; tf-keras-vis then does not run.
 
 One row times EigenCAM's own work (centring, Gram matrix, top eigenvector by
-its certified power iteration, projection) on a given feature map, compiled; with the forward pass it is the
-floor of our EigenCAM, printed as a ratio to Grad-CAM after the targets.
+its certified power iteration, projection) on a given feature map, compiled;
+with the forward pass it is the floor of our EigenCAM, printed as a ratio to
+Grad-CAM after the targets.
 Two profiling rows explain the Score-CAM ratio: the masked forward passes
 alone (B x K images through a compiled forward, ``batch_size`` at a time), the
 floor of any Score-CAM on this model, and ``model.predict`` on those same
