@@ -3,9 +3,9 @@ Title: Auxiliary heads: learn the other species too
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Share the backbone with an auxiliary fine-grained classification head whose task excludes the primary class; the head is dropped at export.
+Description: An auxiliary fine-grained head on the shared backbone, dropped at export.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

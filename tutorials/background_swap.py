@@ -3,7 +3,7 @@ Title: Background swap: counterexamples that take the shortcut away
 Author: keras-priors contributors
 Date created: 2026/12/01
 Last modified: 2026/12/02
-Description: Composite each object onto another image's background during training, so the background carries no label.
+Description: Paste each object onto another image's background, so the background carries no label.
 Accelerator: None
 """
 

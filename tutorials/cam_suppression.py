@@ -3,7 +3,7 @@ Title: CAM suppression: the kakapo can be anywhere but the sky
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Penalise class evidence outside the object mask so the classifier cannot use the background shortcut.
+Description: Penalise class evidence outside the object mask, against the background shortcut.
 Accelerator: None
 """
 

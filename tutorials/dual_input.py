@@ -3,9 +3,9 @@ Title: Dual input: whole image plus a part crop
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Give the classifier a second stream that sees only the part known to carry the class (the bird's head): the model finds the part itself (locate, then zoom), or is handed the true box (an oracle).
+Description: A second stream on the class-carrying part: found by the model, or an oracle box.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

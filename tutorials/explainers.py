@@ -3,9 +3,9 @@ Title: Explainers and their metrics: CAM, Grad-CAM(++), Score-CAM, L-CAM and the
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: See what a classifier looks at with ten saliency methods, and score the maps with Average Drop, Increase in Confidence, deletion/insertion, energy in the object mask and the pointing game.
+Description: Ten saliency methods, scored by Average Drop, deletion, mask energy and pointing game.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

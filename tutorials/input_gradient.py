@@ -3,7 +3,7 @@ Title: Right for the right reasons: constrain what the network uses
 Author: keras-priors contributors
 Date created: 2026/12/01
 Last modified: 2026/12/02
-Description: Penalise input gradients (RRR), Grad-CAM (RRR-G) or energy outside the object mask (double backprop).
+Description: Penalise input gradients (RRR), Grad-CAM (RRR-G) or energy outside the object mask.
 Accelerator: None
 """
 

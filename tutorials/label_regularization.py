@@ -3,9 +3,9 @@ Title: Label regularisation: label smoothing, confidence penalty and feature con
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Three implicit priors against over-confident classifiers, compared on Fashion-MNIST by accuracy and calibration.
+Description: Three implicit priors against over-confidence, compared on Fashion-MNIST.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

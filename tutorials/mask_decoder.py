@@ -3,9 +3,9 @@ Title: Mask decoder: the model reproduces the prior
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Train a head-mask decoder alongside the classifier so the shared features must encode the part that carries the class; the decoder is dropped at export.
+Description: A part-mask decoder trained alongside the classifier and dropped at export.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

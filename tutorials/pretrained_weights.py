@@ -3,9 +3,9 @@ Title: Pretrained weights without a download: transfer a locally trained backbon
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Train a backbone on one task, save its weights, and fine-tune it on a small second task with a freeze-then-unfreeze schedule.
+Description: Pretrain a backbone, then fine-tune it on a small task: freeze, then unfreeze.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

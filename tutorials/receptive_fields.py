@@ -3,9 +3,9 @@ Title: Receptive fields: theoretical and effective
 Author: keras-priors contributors
 Date created: 2026/11/23
 Last modified: 2026/12/02
-Description: Compute the theoretical receptive field of every layer of a Keras model, and the effective receptive field (Luo et al. 2016) before and after training.
+Description: The theoretical receptive field of each layer; the effective one before/after training.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction

@@ -3,9 +3,9 @@ Title: Spatial attention: a gate on the features, supervised by the head mask
 Author: keras-priors contributors
 Date created: 2026/12/02
 Last modified: 2026/12/02
-Description: Gate the last feature map with a learned spatial attention map and supervise the map with the part (head) mask; compare with the plain classifier at the same budget.
+Description: Gate the last feature map with a spatial attention map supervised by the part mask.
 Accelerator: None
-"""  # noqa: E501 (keras-io reads the Description field from a single line)
+"""
 
 """
 ## Introduction
