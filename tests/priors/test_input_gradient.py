@@ -169,7 +169,7 @@ def test_penalty_decreases_when_trained():
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         gradient = model(probe, training=False)["input_gradient/gradient"]
-        return history.history, float(np.mean(losses.input_gradient_penalty(gradient, probe["object_mask"])))
+        return history.history, float(np.mean(to_numpy(losses.input_gradient_penalty(gradient, probe["object_mask"]))))
 
     history, end = run(weight=1.0)
     history_without, end_without = run(weight=0.0)
