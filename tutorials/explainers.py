@@ -73,7 +73,7 @@ model = kp.zoo.build("resnet_tiny", num_classes=2, input_shape=(IMAGE_SIZE, IMAG
 model.compile(optimizer=keras.optimizers.Adam(2e-3))
 model.fit(train, epochs=EPOCHS, verbose=2)
 classifier = kp.zoo.logits_classifier(model)
-predicted = np.asarray(classifier(images)).argmax(-1)
+predicted = keras.ops.convert_to_numpy(classifier(images)).argmax(-1)
 print(f"accuracy on the {len(labels)} explained test images: {float((predicted == labels).mean()):.3f}")
 
 """

@@ -107,7 +107,7 @@ def saliency(model, batch):
     """(B, H, W) squared input gradient of the predicted class, summed over channels."""
     probe = kp.priors.InputGradient(classes="predicted", name="saliency")
     explainer = kp.zoo.PriorModel(model.network, priors=[probe], num_classes=model.num_classes)
-    gradient = np.asarray(explainer(batch, training=False)["saliency/gradient"])
+    gradient = keras.ops.convert_to_numpy(explainer(batch, training=False)["saliency/gradient"])
     return (gradient ** 2).sum(-1)
 
 

@@ -106,7 +106,7 @@ results = {r["config"]: r for r in records}
 models = {name: records.model(name) for name in configs}
 confidences = {}
 for name in configs:
-    logits = np.concatenate([np.asarray(models[name](b, training=False)["logits"]) for b in test])
+    logits = np.concatenate([keras.ops.convert_to_numpy(models[name](b, training=False)["logits"]) for b in test])
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(logits, axis=-1))
     confidences[name] = probs.max(axis=-1)
 

@@ -48,7 +48,7 @@ class BackgroundSwap(Prior):
     >>> prior = kp.priors.BackgroundSwap(mask="object_mask")
     >>> batch = {"image": np.stack([np.zeros((4, 4, 3)), np.ones((4, 4, 3))]).astype("float32"),
     ...          "object_mask": np.pad(np.ones((2, 2, 2, 1)), ((0, 0), (1, 1), (1, 1), (0, 0))).astype("float32")}
-    >>> out = prior.transform_batch(batch, keras.random.SeedGenerator(1))
+    >>> out = prior.transform_batch(batch, keras.random.SeedGenerator(6))  # a seed that swaps on every backend
     >>> swapped = keras.ops.convert_to_numpy(out["image"])
     >>> float(swapped[0, 1, 1, 0]), float(swapped[0, 0, 0, 0])  # object kept, background of image 1
     (0.0, 1.0)

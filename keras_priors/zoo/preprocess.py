@@ -32,9 +32,10 @@ class Preprocess(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
     >>> import numpy as np
     >>> white = np.ones((1, 2, 2, 3), "float32")
-    >>> float(np.min(Preprocess("tf")(white))), float(np.min(Preprocess("tf")(0 * white)))
+    >>> float(keras.ops.min(Preprocess("tf")(white))), float(keras.ops.min(Preprocess("tf")(0 * white)))
     (1.0, -1.0)
     >>> black = np.asarray(Preprocess("caffe")(np.zeros((1, 1, 1, 3), "float32")))
     >>> [round(v, 2) for v in black[0, 0, 0].tolist()]   # minus the ImageNet BGR mean

@@ -86,6 +86,11 @@ class PriorModel(keras.Model):
         for prior in self.priors:
             for metric_name in prior.metric_names():
                 self.prior_metrics[metric_name] = keras.metrics.Mean(name=metric_name)
+        # torch.compile cannot differentiate twice ("aot_autograd does not currently support double
+        # backward"), and gradient priors train on a gradient: on torch, Keras then warns at
+        # `compile(jit_compile=True)` and trains eagerly.
+        if keras.backend.backend() == "torch" and self._gradient_requests:
+            self.supports_jit = False
         # Its weights are the network's, built when the network was: saving a model never called is complete
         # (Keras warns "has not yet been built" otherwise), and so is an export from it.
         self.built = bool(network.built)

@@ -37,7 +37,8 @@ def test_attention_can_be_supervised_by_a_mask(grad, rng):
 
     def bce(features):
         a = layer(features)["attention"]
-        return -ops.mean(mask * ops.log(a + 1e-7) + (1 - mask) * ops.log(1 - a + 1e-7))
+        m = ops.convert_to_tensor(mask)  # torch cannot multiply an ndarray by a tensor
+        return -ops.mean(m * ops.log(a + 1e-7) + (1 - m) * ops.log(1 - a + 1e-7))
 
     (g,) = grad(bce, x)
     assert np.all(np.isfinite(g)) and np.abs(g).max() > 0

@@ -139,7 +139,7 @@ def test_penalty_decreases_when_trained():
         out = model(probe, training=False)
         value = losses.grad_cam_penalty(out["grad_cam_penalty/features"], out["grad_cam_penalty/gradient"],
                                         probe["object_mask"])
-        return history.history["grad_cam_penalty_loss"], float(np.mean(value))
+        return history.history["grad_cam_penalty_loss"], float(np.mean(to_numpy(value)))
 
     logged, end = run(10.0)
     _, end_without = run(0.0)

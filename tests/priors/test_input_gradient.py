@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_priors as kp
-from harness import (assert_export_serves_the_classifier, finite_difference, prior_loss_and_gradient, tiny_zoo_model,
-                     to_numpy)
+from harness import (assert_export_serves_the_classifier, finite_difference, kakapo_batch, prior_loss_and_gradient,
+                     tiny_zoo_model, to_numpy)
 from keras_priors import losses, priors
 from keras_priors.zoo.prior_model import PriorModel
 
@@ -169,7 +169,7 @@ def test_penalty_decreases_when_trained():
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         gradient = model(probe, training=False)["input_gradient/gradient"]
-        return history.history, float(np.mean(losses.input_gradient_penalty(gradient, probe["object_mask"])))
+        return history.history, float(np.mean(to_numpy(losses.input_gradient_penalty(gradient, probe["object_mask"]))))
 
     history, end = run(weight=1.0)
     history_without, end_without = run(weight=0.0)
@@ -245,6 +245,19 @@ def test_fit_under_mixed_precision_and_xla():
     model.compile(optimizer="adam", jit_compile=True)
     history = model.fit(data, batch_size=16, epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"])) and history.history["input_gradient_loss"][0] > 0
+
+
+@pytest.mark.parity
+def test_jit_compile_with_a_gradient_prior():
+    # torch.compile cannot differentiate twice: on torch Keras warns and the model trains eagerly. TensorFlow and
+    # JAX compile it with XLA (trained in test_fit_under_mixed_precision_and_xla: 20 s of XLA compilation).
+    model = tiny_zoo_model([priors.InputGradient()])
+    model.compile(optimizer="adam", jit_compile=True)
+    on_torch = keras.backend.backend() == "torch"
+    assert model.jit_compile == (not on_torch)
+    if on_torch:
+        history = model.fit(kakapo_batch(4), batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["input_gradient_loss"][0])
 
 
 @pytest.mark.parity

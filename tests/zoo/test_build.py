@@ -5,6 +5,8 @@ import pytest
 import keras_priors as kp
 from keras_priors import priors, zoo
 
+from harness import to_numpy
+
 
 def test_list_models_and_unknown_name():
     assert "resnet_tiny" in zoo.list_models()
@@ -61,8 +63,8 @@ def test_logits_are_cam_mean_plus_bias():
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     out = model(x)
     bias = model.network.get_layer("classifier").bias
-    expected = np.asarray(out["cam"]).mean(axis=(1, 2)) + np.asarray(bias)
-    np.testing.assert_allclose(np.asarray(out["logits"]), expected, atol=1e-5)
+    expected = to_numpy(out["cam"]).mean(axis=(1, 2)) + to_numpy(bias)
+    np.testing.assert_allclose(to_numpy(out["logits"]), expected, atol=1e-5)
 
 
 def test_head_level_gives_a_finer_cam_from_an_earlier_level():
@@ -72,8 +74,8 @@ def test_head_level_gives_a_finer_cam_from_an_earlier_level():
     assert model.network.get_layer("classifier").kernel.shape[0] == 32  # P2 has 32 channels
     x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
     out = model(x)
-    expected = np.asarray(out["cam"]).mean(axis=(1, 2)) + np.asarray(model.network.get_layer("classifier").bias)
-    np.testing.assert_allclose(np.asarray(out["logits"]), expected, atol=1e-5)
+    expected = to_numpy(out["cam"]).mean(axis=(1, 2)) + to_numpy(model.network.get_layer("classifier").bias)
+    np.testing.assert_allclose(to_numpy(out["logits"]), expected, atol=1e-5)
 
 
 def test_keras_applications_entry_builds_offline():

@@ -6,6 +6,8 @@ import pytest
 
 from keras_priors import priors, zoo
 
+from harness import to_numpy
+
 
 def test_the_classifier_gives_the_models_logits_with_shared_weights():
     keras.utils.set_random_seed(0)
@@ -14,11 +16,11 @@ def test_the_classifier_gives_the_models_logits_with_shared_weights():
     x = np.random.default_rng(0).uniform(size=(4, 32, 32, 3)).astype("float32")
     classifier = zoo.logits_classifier(model)
     assert classifier.name == "classifier" and len(classifier.inputs) == 1
-    np.testing.assert_allclose(np.asarray(classifier(x)), np.asarray(model({"image": x})["logits"]), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(classifier(x)), to_numpy(model({"image": x})["logits"]), atol=1e-6)
     # The layers are shared: a change to the zoo model's weights shows in the classifier.
     kernel = model.network.get_layer("classifier").weights[0]
     kernel.assign(kernel + 1.0)
-    np.testing.assert_allclose(np.asarray(classifier(x)), np.asarray(model({"image": x})["logits"]), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(classifier(x)), to_numpy(model({"image": x})["logits"]), atol=1e-5)
     assert zoo.logits_classifier(classifier) is classifier
 
 

@@ -204,7 +204,14 @@ def test_failed_export_leaves_nothing(tmp_path, monkeypatch, format):
     def boom(*a, **k):
         raise RuntimeError("converter failed")
 
-    monkeypatch.setattr(export_mod, "_onnx_bytes" if format == "onnx" else "_litert_bytes", boom)
+    backend = keras.backend.backend()
+    if backend in NATIVE[format]:  # the writer this backend runs in this process
+        writer = "_litert_bytes" if format == "litert" else "_onnx_bytes_torch" if backend == "torch" else "_onnx_bytes"
+        monkeypatch.setattr(export_mod, writer, boom)
+    else:  # the TensorFlow child process
+        from keras_priors.zoo import _tf_export
+
+        monkeypatch.setattr(_tf_export, "export_through_tensorflow", boom)
     with pytest.raises(RuntimeError, match="converter failed"):
         _tiny().export(str(tmp_path / ("m" + SUFFIX[format])), format=format, verbose=False)
     assert os.listdir(tmp_path) == []

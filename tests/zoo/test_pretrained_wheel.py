@@ -15,7 +15,7 @@ import pytest
 from keras_priors import priors, zoo
 from keras_priors.zoo import backbones, weights
 
-from harness import dict_dataset
+from harness import dict_dataset, to_numpy
 
 
 def _fer_model_file():
@@ -41,7 +41,7 @@ def test_rebuilt_model_equals_the_keras2_model(fer_file):
     # Keras 3 reads this Keras 2.0.5 full-model file too; the two give the same probabilities.
     reference = keras.models.load_model(fer_file, compile=False)
     x = np.random.default_rng(0).uniform(-1.0, 1.0, (4, 64, 64, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(ours(x)), np.asarray(reference(x)), atol=1e-6)
+    np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(reference(x)), atol=1e-6)
 
 
 def test_zoo_entry_loads_the_file_and_gets_a_fresh_head(fer_file):
@@ -58,7 +58,7 @@ def test_zoo_entry_loads_the_file_and_gets_a_fresh_head(fer_file):
     grey = np.random.default_rng(1).uniform(0, 1, (2, 28, 28, 1)).astype("float32")
     feats = model.backbone(np.repeat(grey * 2 - 1, 3, axis=-1))["P4"]
     trunk = keras.Model(reference.input, reference.get_layer("block4_add").output)
-    np.testing.assert_allclose(np.asarray(feats), np.asarray(trunk(grey * 2 - 1)), atol=1e-5)
+    np.testing.assert_allclose(to_numpy(feats), to_numpy(trunk(grey * 2 - 1)), atol=1e-5)
     # Fine-tune one step on Fashion-MNIST-like input: 10 classes, 28x28 grey garments.
     rng = np.random.default_rng(2)
     images = np.repeat(rng.uniform(0, 1, (8, 28, 28, 1)), 3, axis=-1).astype("float32")
