@@ -121,7 +121,8 @@ def test_energy_decreases_when_trained():
         history = model.fit(data.repeat(), epochs=5, steps_per_epoch=10, verbose=0)
         # Batch statistics: after 50 steps BatchNorm's moving averages (momentum 0.99) still lag.
         attribution = prior.attribution_map(probe, model(probe, training=True))
-        return history.history["e_loss"], float(np.mean(to_numpy(losses.energy_loss(attribution, probe["object_mask"]))))
+        energy = to_numpy(losses.energy_loss(attribution, probe["object_mask"]))
+        return history.history["e_loss"], float(np.mean(energy))
 
     logged, end = run(1.0)
     _, end_without = run(0.0)
