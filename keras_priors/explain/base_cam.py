@@ -232,10 +232,15 @@ class BaseCAM:
     def _build_maps_fn(self, size):
         def maps_fn(x, targets):
             acts, grads, targets = self.graph_activations(x, targets)
-            cam = ops.relu(ops.cast(self.get_cam_image(x, targets, acts, grads), "float32"))
-            return normalize_maps_tensor(resize_cam(cam, size))
+            return self.maps_tensor(self.get_cam_image(x, targets, acts, grads), size)
 
         return maps_fn
+
+    @staticmethod
+    def maps_tensor(cam, size):
+        """Inside a compiled function: the maps ``(B, H, W)`` in [0, 1] from the maps before the relu ``(B, h, w)``
+        (relu, upsampling to ``size``, per-image min-max), with ``keras.ops``: :meth:`postprocess`'s twin."""
+        return normalize_maps_tensor(resize_cam(ops.relu(ops.cast(cam, "float32")), size))
 
     def graph_activations(self, x, targets):
         """Inside a compiled function: (A, dscore/dA or None, targets), A and grads float32.

@@ -7,9 +7,7 @@ from keras import ops
 
 from keras_priors.explain import _compile
 from keras_priors.explain._compile import fused
-from keras_priors.explain._utils import normalize_maps_tensor
 from keras_priors.explain.base_cam import BaseCAM, explainer_docstring
-from keras_priors.explain.resize_cam import resize_cam
 
 
 @explainer_docstring
@@ -107,13 +105,13 @@ class EigenCAM(BaseCAM):
         def maps_fn(x):  # no targets: the map is class-agnostic
             feats = ops.cast(self.runner.features(x), "float32")
             cam, certified = self.projection(feats, power_only=True)
-            return normalize_maps_tensor(resize_cam(ops.relu(cam), size)), certified, feats
+            return self.maps_tensor(cam, size), certified, feats
 
         return maps_fn
 
     def _build_exact_fn(self, size):
         def exact_fn(feats):
-            return normalize_maps_tensor(resize_cam(ops.relu(self.projection(feats)[0]), size))
+            return self.maps_tensor(self.projection(feats)[0], size)
 
         return exact_fn
 
