@@ -239,7 +239,13 @@ class BaseCAM:
     @staticmethod
     def maps_tensor(cam, size):
         """Inside a compiled function: the maps ``(B, H, W)`` in [0, 1] from the maps before the relu ``(B, h, w)``
-        (relu, upsampling to ``size``, per-image min-max), with ``keras.ops``: :meth:`postprocess`'s twin."""
+        (relu, upsampling to ``size``, per-image min-max), with ``keras.ops``: :meth:`postprocess`'s twin.
+
+        >>> import keras, numpy as np
+        >>> maps = BaseCAM.maps_tensor(np.array([[[-1.0, 0.0], [1.0, 3.0]]], "float32"), (2, 2))
+        >>> np.round(keras.ops.convert_to_numpy(maps).astype("float64"), 3).tolist()
+        [[[0.0, 0.0], [0.333, 1.0]]]
+        """
         return normalize_maps_tensor(resize_cam(ops.relu(ops.cast(cam, "float32")), size))
 
     def graph_activations(self, x, targets):

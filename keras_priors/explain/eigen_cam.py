@@ -67,6 +67,15 @@ class EigenCAM(BaseCAM):
         iteration alone, without the ``eigh`` fallback, and ``certified`` says
         whether the power iteration was certified for the whole batch; where
         it is not, the map must be computed again by default.
+
+        >>> import keras, numpy as np
+        >>> inp = keras.Input((2, 2, 1))
+        >>> feat = keras.layers.Activation("linear", name="feat")(inp)
+        >>> model = keras.Model(inp, keras.layers.Dense(2)(keras.layers.Flatten()(feat)))
+        >>> cells = np.array([[[[0.0], [1.0]], [[2.0], [5.0]]]], "float32")  # one channel: v_1 = [1]
+        >>> cam, certified = EigenCAM(model, layer="feat").projection(cells, power_only=True)
+        >>> keras.ops.convert_to_numpy(cam).tolist(), bool(certified)   # the centred cells, peak positive
+        ([[[-2.0, -1.0], [0.0, 3.0]]], True)
         """
         acts = ops.cast(ops.convert_to_tensor(activations), "float32")
         h, w, k = (int(d) for d in acts.shape[1:])
